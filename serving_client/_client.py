@@ -1,0 +1,442 @@
+"""``ServingClient``: TF Serving's gRPC API for image classifiers with saliency signatures."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+import numpy as np
+
+from . import _codec, _inputs, _protos
+from ._exceptions import (
+    ClientClosedError,
+    DeadlineExceededError,
+    UnavailableError,
+    UnexpectedResponseError,
+    from_rpc_error,
+)
+from ._results import (
+    Explanation,
+    ModelMetadata,
+    ModelVersionStatus,
+    Prediction,
+    SignatureInfo,
+    TensorSpec,
+)
+
+MiB = 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 256 * MiB
+
+_PREDICTION_OUTPUTS = ("logits", "probabilities", "predicted_class")
+_EXPLANATION_OUTPUTS = (*_PREDICTION_OUTPUTS, "target_class", "saliency")
+_SIGNATURE_DEF_MAP = "tensorflow.serving.SignatureDefMap"
+
+# Backoff between UNAVAILABLE retries: full jitter over an exponentially growing window.
+_BACKOFF_BASE_S = 0.05
+_BACKOFF_CAP_S = 2.0
+
+
+class ServingClient:
+    """A gRPC client for a model served by TF Serving (or the bundled compatible server).
+
+    Use it as a context manager, or call :meth:`close`; it owns the channel it creates.
+    Every call has a deadline of ``timeout`` seconds, UNAVAILABLE answers are retried with
+    exponential backoff and jitter within that deadline, and gRPC failures are raised as
+    :class:`~serving_client.ServingError` subclasses.
+
+    Args:
+        target: ``"host:port"`` of the server.
+        model_name: the model name the server was configured with.
+        version: ask for this model version (default: the server's latest).
+        version_label: ask for the version with this label, e.g. ``"stable"``; exclusive
+            with ``version``.
+        timeout: deadline in seconds for each method call, retries included.
+        root_certificates: PEM root certificates; setting any of the three TLS options
+            makes the channel secure.
+        private_key: PEM client key (mutual TLS); needs ``certificate_chain``.
+        certificate_chain: PEM client certificate chain (mutual TLS).
+        credentials: ready ``grpc.ChannelCredentials``, instead of the three options above.
+        max_message_bytes: send and receive message limit; the 256 MiB default fits 256
+            saliency maps of 224x224 plus logits.
+        retries: how many times to retry a call answered with UNAVAILABLE.
+        channel: use this channel instead of creating one (e.g. an intercepted channel). The
+            caller keeps ownership: :meth:`close` does not close it.
+
+    Raises:
+        ValueError: for contradictory or out-of-range options.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model_name: str,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        timeout: float = 10.0,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        retries: int = 3,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        if not model_name:
+            raise ValueError("model_name must be a non-empty string; got an empty name.")
+        if version is not None and version_label is not None:
+            raise ValueError(
+                f"Pass version or version_label, not both; got version={version!r} and "
+                f"version_label={version_label!r}."
+            )
+        if version is not None and (isinstance(version, bool) or int(version) != version):
+            raise ValueError(f"version must be an int; got {version!r}.")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}.")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0; got {retries!r}.")
+        if max_message_bytes <= 0:
+            raise ValueError(f"max_message_bytes must be positive; got {max_message_bytes!r}.")
+        tls_options = (root_certificates, private_key, certificate_chain)
+        if credentials is not None and any(option is not None for option in tls_options):
+            raise ValueError(
+                "Pass credentials or root_certificates/private_key/certificate_chain, not both."
+            )
+        if (private_key is None) != (certificate_chain is None):
+            raise ValueError(
+                "Mutual TLS needs both private_key and certificate_chain; got only one of them."
+            )
+
+        self.target = target
+        self.model_name = model_name
+        self.version = None if version is None else int(version)
+        self.version_label = version_label
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self._owns_channel = channel is None
+        if channel is None:
+            options = [
+                ("grpc.max_send_message_length", int(max_message_bytes)),
+                ("grpc.max_receive_message_length", int(max_message_bytes)),
+            ]
+            if credentials is None and any(option is not None for option in tls_options):
+                credentials = grpc.ssl_channel_credentials(*tls_options)
+            if credentials is not None:
+                channel = grpc.secure_channel(target, credentials, options=options)
+            else:
+                channel = grpc.insecure_channel(target, options=options)
+        self._channel = channel
+        self._stubs: dict[str, Callable[..., Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the channel (if this client created it). Further calls raise ClientClosedError."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._owns_channel:
+                self._channel.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def __enter__(self) -> ServingClient:
+        self._check_open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        selector = (
+            f", version={self.version}"
+            if self.version is not None
+            else f", version_label={self.version_label!r}"
+            if self.version_label is not None
+            else ""
+        )
+        state = ", closed" if self._closed else ""
+        return f"ServingClient({self.target!r}, {self.model_name!r}{selector}{state})"
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def predict(self, images: Any, *, signature: str = "serving_default") -> Prediction:
+        """Classify a batch of images.
+
+        Args:
+            images: ``[H, W, C]`` or ``[batch, H, W, C]``, numeric; sent as float32.
+            signature: the signature to call.
+
+        Returns:
+            A :class:`Prediction`.
+
+        Raises:
+            TypeError, ValueError: for images that are not numeric rank-3/4 arrays.
+            ServingError: a subclass for each gRPC failure; UnexpectedResponseError if an
+                output of the contract is missing.
+        """
+        batch = _inputs.as_image_batch(images)
+        outputs, spec = self._predict({"images": batch}, signature, None)
+        required = _take(outputs, _PREDICTION_OUTPUTS, signature)
+        return Prediction(**required, **spec)
+
+    def explain(
+        self,
+        images: Any,
+        target_class: int | Sequence[int] | np.ndarray | None = None,
+        *,
+        signature: str = "explain",
+    ) -> Explanation:
+        """Classify images and get a saliency map for each, in one call.
+
+        Args:
+            images: ``[H, W, C]`` or ``[batch, H, W, C]``, numeric; sent as float32.
+            target_class: the class to explain, one for all images or one per image; ``None``
+                leaves it out of the request so the signature's default (``-1``: the
+                predicted class) applies.
+            signature: ``"explain"`` or another explanation signature with the same outputs
+                (``"explain_smoothgrad"``, ``"explain_integrated_gradients"``, ...).
+
+        Returns:
+            An :class:`Explanation`; outputs beyond the contract are in ``extras``.
+
+        Raises:
+            TypeError, ValueError: for malformed images or target classes.
+            ServingError: a subclass for each gRPC failure; UnexpectedResponseError if an
+                output of the contract is missing.
+        """
+        batch = _inputs.as_image_batch(images)
+        inputs = {"images": batch}
+        if target_class is not None:
+            inputs["target_class"] = _inputs.as_target_class(target_class, batch.shape[0])
+        outputs, spec = self._predict(inputs, signature, None)
+        required = _take(outputs, _EXPLANATION_OUTPUTS, signature)
+        extras = {key: value for key, value in outputs.items() if key not in required}
+        return Explanation(**required, **spec, extras=extras)
+
+    def raw_predict(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        signature: str,
+        output_filter: Iterable[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Call any signature with any inputs.
+
+        Args:
+            inputs: input key → array (encoded with its own dtype: cast beforehand).
+            signature: the signature to call.
+            output_filter: only ask for these outputs (default: all).
+
+        Returns:
+            Output key → numpy array.
+
+        Raises:
+            TypeError: for an array dtype TensorFlow has no equivalent for.
+            ServingError: a subclass for each gRPC failure.
+        """
+        outputs, _ = self._predict(dict(inputs), signature, output_filter)
+        return outputs
+
+    def metadata(self) -> ModelMetadata:
+        """Describe the model's signatures (GetModelMetadata with ``signature_def``).
+
+        Returns:
+            A :class:`ModelMetadata` with every signature's inputs and outputs.
+
+        Raises:
+            ServingError: a subclass for each gRPC failure; UnexpectedResponseError if the
+                response lacks the signature map.
+        """
+        request = _protos.message_class("tensorflow.serving.GetModelMetadataRequest")()
+        self._fill_model_spec(request.model_spec, signature=None)
+        request.metadata_field.append("signature_def")
+        response = self._call(
+            _protos.GET_MODEL_METADATA_METHOD,
+            request,
+            "tensorflow.serving.GetModelMetadataResponse",
+        )
+        if "signature_def" not in response.metadata:
+            raise UnexpectedResponseError(
+                "GetModelMetadata response has no 'signature_def' entry; got keys "
+                f"{sorted(response.metadata)}."
+            )
+        packed = response.metadata["signature_def"]
+        if not packed.type_url.endswith("/" + _SIGNATURE_DEF_MAP):
+            raise UnexpectedResponseError(
+                f"metadata['signature_def'] should pack a {_SIGNATURE_DEF_MAP}; got "
+                f"{packed.type_url!r}."
+            )
+        signature_map = _protos.message_class(_SIGNATURE_DEF_MAP).FromString(packed.value)
+        signatures = {
+            name: _signature_info(name, signature_map.signature_def[name])
+            for name in sorted(signature_map.signature_def)
+        }
+        return ModelMetadata(
+            model_name=response.model_spec.name,
+            model_version=_version_of(response.model_spec),
+            signatures=signatures,
+        )
+
+    def status(self) -> list[ModelVersionStatus]:
+        """List the model's versions and their states (ModelService.GetModelStatus).
+
+        Returns:
+            One :class:`ModelVersionStatus` per version the server reports.
+
+        Raises:
+            ServingError: a subclass for each gRPC failure (NotFoundError for an unknown model).
+        """
+        request = _protos.message_class("tensorflow.serving.GetModelStatusRequest")()
+        self._fill_model_spec(request.model_spec, signature=None)
+        response = self._call(
+            _protos.GET_MODEL_STATUS_METHOD,
+            request,
+            "tensorflow.serving.GetModelStatusResponse",
+        )
+        return [
+            ModelVersionStatus(
+                version=entry.version,
+                state=_protos.enum_name("tensorflow.serving.ModelVersionStatus.State", entry.state),
+                error_code=_protos.enum_name("tensorflow.error.Code", entry.status.error_code),
+                error_message=entry.status.error_message,
+            )
+            for entry in response.model_version_status
+        ]
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _predict(
+        self,
+        inputs: dict[str, Any],
+        signature: str,
+        output_filter: Iterable[str] | None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        request = _protos.message_class("tensorflow.serving.PredictRequest")()
+        self._fill_model_spec(request.model_spec, signature=signature)
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(_codec.encode(value))
+        if output_filter is not None:
+            request.output_filter.extend(output_filter)
+        response = self._call(
+            _protos.PREDICT_METHOD, request, "tensorflow.serving.PredictResponse"
+        )
+        outputs = {key: _codec.decode(response.outputs[key]) for key in sorted(response.outputs)}
+        spec = {
+            # TF Serving echoes the spec; fall back to the request for servers that do not.
+            "model_name": response.model_spec.name or self.model_name,
+            "model_version": _version_of(response.model_spec),
+            "signature_name": response.model_spec.signature_name or signature,
+        }
+        return outputs, spec
+
+    def _fill_model_spec(self, spec: Any, *, signature: str | None) -> None:
+        spec.name = self.model_name
+        if signature is not None:
+            spec.signature_name = signature
+        if self.version is not None:
+            spec.version.value = self.version
+        elif self.version_label is not None:
+            spec.version_label = self.version_label
+
+    def _stub(self, method: str, response_type: str) -> Callable[..., Any]:
+        stub = self._stubs.get(method)
+        if stub is None:
+            stub = self._channel.unary_unary(
+                method,
+                request_serializer=lambda message: message.SerializeToString(),
+                response_deserializer=_protos.message_class(response_type).FromString,
+            )
+            self._stubs[method] = stub
+        return stub
+
+    def _call(self, method: str, request: Any, response_type: str) -> Any:
+        """Call ``method`` with a deadline, retrying UNAVAILABLE; the one place RpcError is caught."""
+        self._check_open()
+        stub = self._stub(method, response_type)
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError(
+                    "DEADLINE_EXCEEDED",
+                    f"{method} did not succeed within the {self.timeout:g} s timeout "
+                    f"({attempt} attempt(s)).",
+                )
+            try:
+                return stub(request, timeout=remaining)
+            except grpc.RpcError as rpc_error:
+                error = from_rpc_error(rpc_error)
+                if self._closed:
+                    raise ClientClosedError() from rpc_error
+                if not isinstance(error, UnavailableError) or attempt >= self.retries:
+                    raise error from rpc_error
+                delay = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+                if time.monotonic() + delay >= deadline:
+                    raise error from rpc_error
+            time.sleep(delay)
+            attempt += 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                f"This ServingClient for {self.target!r} is closed; create a new one."
+            )
+
+
+def _take(outputs: dict[str, np.ndarray], names: Sequence[str], signature: str) -> dict[str, Any]:
+    missing = [name for name in names if name not in outputs]
+    if missing:
+        raise UnexpectedResponseError(
+            f"Signature {signature!r} answered without output(s) {missing}; expected "
+            f"{list(names)}, got {sorted(outputs)}."
+        )
+    return {name: outputs[name] for name in names}
+
+
+def _version_of(model_spec: Any) -> int | None:
+    return model_spec.version.value if model_spec.HasField("version") else None
+
+
+def _signature_info(name: str, signature_def: Any) -> SignatureInfo:
+    def specs(tensor_infos: Any) -> dict[str, TensorSpec]:
+        return {key: _tensor_spec(key, tensor_infos[key]) for key in sorted(tensor_infos)}
+
+    return SignatureInfo(
+        name=name,
+        method_name=signature_def.method_name,
+        inputs=specs(signature_def.inputs),
+        outputs=specs(signature_def.outputs),
+    )
+
+
+def _tensor_spec(key: str, tensor_info: Any) -> TensorSpec:
+    shape_proto = tensor_info.tensor_shape
+    shape = (
+        None
+        if shape_proto.unknown_rank
+        else tuple(dim.size if dim.size >= 0 else None for dim in shape_proto.dim)
+    )
+    return TensorSpec(
+        name=key,
+        dtype=_codec.dtype_name(tensor_info.dtype),
+        shape=shape,
+        tensor_name=tensor_info.name,
+    )

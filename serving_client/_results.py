@@ -1,0 +1,111 @@
+"""Frozen result types returned by :class:`serving_client.ServingClient`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The ``serving_default`` outputs for a batch.
+
+    Attributes:
+        logits: float32 ``[batch, K]``.
+        probabilities: float32 ``[batch, K]``.
+        predicted_class: int32 ``[batch]``.
+        model_name: the model name the server echoed.
+        model_version: the version that answered (``None`` if the server did not say).
+        signature_name: the signature that answered.
+    """
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+    predicted_class: np.ndarray
+    model_name: str
+    model_version: int | None
+    signature_name: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The outputs of an explanation signature (``explain``, ``explain_smoothgrad``, ...).
+
+    Attributes:
+        logits: float32 ``[batch, K]``.
+        probabilities: float32 ``[batch, K]``.
+        predicted_class: int32 ``[batch]``.
+        target_class: int32 ``[batch]``, the class each map explains (``-1`` resolved).
+        saliency: float32 ``[batch, H, W]`` in ``[0, 1]``.
+        model_name: the model name the server echoed.
+        model_version: the version that answered (``None`` if the server did not say).
+        signature_name: the signature that answered.
+        extras: every other output, e.g. ``attributions`` and ``approximation_error`` from
+            ``explain_integrated_gradients``.
+    """
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+    predicted_class: np.ndarray
+    target_class: np.ndarray
+    saliency: np.ndarray
+    model_name: str
+    model_version: int | None
+    signature_name: str
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a signature, as the server describes it.
+
+    Attributes:
+        name: the key clients use (e.g. ``"images"``).
+        dtype: numpy-style name (``"float32"``, ``"int32"``, ``"string"``) or the TF enum name.
+        shape: one entry per dimension, ``None`` where unknown; ``None`` if the rank is unknown.
+        tensor_name: the graph tensor behind the key.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...] | None
+    tensor_name: str
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """One SignatureDef: its method and its inputs and outputs by key."""
+
+    name: str
+    method_name: str
+    inputs: Mapping[str, TensorSpec]
+    outputs: Mapping[str, TensorSpec]
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What ``GetModelMetadata`` says about a model version."""
+
+    model_name: str
+    model_version: int | None
+    signatures: Mapping[str, SignatureInfo]
+
+
+@dataclass(frozen=True)
+class ModelVersionStatus:
+    """One version's state from ``GetModelStatus``.
+
+    Attributes:
+        version: the model version number.
+        state: ``"START"``, ``"LOADING"``, ``"AVAILABLE"``, ``"UNLOADING"``, ``"END"`` or
+            ``"UNKNOWN"``.
+        error_code: ``"OK"`` or the TF error code name of a failed load.
+        error_message: the load error, empty when ``error_code`` is ``"OK"``.
+    """
+
+    version: int
+    state: str
+    error_code: str
+    error_message: str
