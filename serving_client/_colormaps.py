@@ -1,0 +1,70 @@
+"""Small built-in colormaps, interpolated to 256-entry uint8 lookup tables (no matplotlib)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+# Anchors sampled from matplotlib's perceptually uniform maps at 0, 1/8, ..., 1.
+_UNIFORM_STOPS = np.linspace(0.0, 1.0, 9)
+_INFERNO = (
+    (0.001462, 0.000466, 0.013866),
+    (0.087411, 0.044556, 0.224813),
+    (0.258234, 0.038571, 0.406485),
+    (0.416331, 0.090203, 0.432943),
+    (0.578304, 0.148039, 0.404411),
+    (0.735683, 0.215906, 0.330245),
+    (0.865006, 0.316822, 0.226055),
+    (0.954506, 0.468744, 0.099874),
+    (0.988362, 0.998364, 0.644924),
+)
+_VIRIDIS = (
+    (0.267004, 0.004874, 0.329415),
+    (0.282623, 0.140926, 0.457517),
+    (0.229739, 0.322361, 0.545706),
+    (0.172719, 0.448791, 0.557885),
+    (0.127568, 0.566949, 0.550556),
+    (0.157851, 0.683765, 0.501686),
+    (0.369214, 0.788888, 0.382914),
+    (0.678489, 0.863742, 0.189503),
+    (0.993248, 0.906157, 0.143936),
+)
+# Jet's classic piecewise-linear segments, one (positions, values) pair per channel.
+_JET = (
+    ((0.0, 0.35, 0.66, 0.89, 1.0), (0.0, 0.0, 1.0, 1.0, 0.5)),
+    ((0.0, 0.125, 0.375, 0.64, 0.91, 1.0), (0.0, 0.0, 1.0, 1.0, 0.0, 0.0)),
+    ((0.0, 0.11, 0.34, 0.65, 1.0), (0.5, 1.0, 1.0, 0.0, 0.0)),
+)
+_GRAY = (((0.0, 1.0), (0.0, 1.0)),) * 3
+
+
+def _uniform(colors: tuple[tuple[float, float, float], ...]) -> tuple:
+    table = np.asarray(colors)
+    return tuple((tuple(_UNIFORM_STOPS), tuple(table[:, channel])) for channel in range(3))
+
+
+_ANCHORS = {
+    "inferno": _uniform(_INFERNO),
+    "viridis": _uniform(_VIRIDIS),
+    "jet": _JET,
+    "gray": _GRAY,
+}
+
+COLORMAPS = tuple(sorted(_ANCHORS))
+
+
+@functools.cache
+def lookup_table(name: str) -> np.ndarray:
+    """Return the ``[256, 3]`` uint8 table of colormap ``name``.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in _ANCHORS:
+        raise ValueError(f"Unknown colormap {name!r}; expected one of {', '.join(COLORMAPS)}.")
+    positions = np.linspace(0.0, 1.0, 256)
+    channels = [np.interp(positions, xs, ys) for xs, ys in _ANCHORS[name]]
+    table = np.round(np.stack(channels, axis=-1) * 255).astype(np.uint8)
+    table.setflags(write=False)
+    return table
