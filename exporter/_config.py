@@ -1,0 +1,226 @@
+"""Export configuration: a typed, validated view of `configs/export.toml`.
+
+Read with the standard library's `tomllib`; every key is checked so that a typo fails
+loudly instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from exporter._errors import ConfigError
+
+__all__ = ["REDUCTIONS", "ExportConfig", "VerificationConfig", "load_config"]
+
+#: Channel reductions for the saliency map (gradient [H,W,C] → map [H,W]).
+REDUCTIONS: tuple[str, ...] = ("max_abs", "max", "sum_abs", "l2")
+
+
+@dataclasses.dataclass(frozen=True)
+class VerificationConfig:
+    """How the written SavedModel is checked before it is published.
+
+    Attributes:
+        num_samples: Sample inputs used for parity checks.
+        logits_atol: Absolute tolerance, exported logits vs the Keras model.
+        probabilities_atol: Absolute tolerance, exported probabilities vs the Keras model.
+        saliency_atol: Absolute tolerance, exported saliency vs the eager reference (maps
+            are in [0, 1]).
+        fd_positions: Input positions checked against central finite differences.
+        fd_epsilon: Step of the central differences, in input units.
+        fd_rtol: Tolerance of the finite-difference check, relative to the largest
+            gradient magnitude of the example.
+        sample_range: Range [low, high] of the uniform random sample inputs.
+        seed: Seed of the sample inputs.
+    """
+
+    num_samples: int = 4
+    logits_atol: float = 1e-4
+    probabilities_atol: float = 1e-5
+    saliency_atol: float = 1e-3
+    fd_positions: int = 8
+    fd_epsilon: float = 1e-2
+    fd_rtol: float = 0.05
+    sample_range: tuple[float, float] = (0.0, 1.0)
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Everything that shapes an export, apart from where it is written.
+
+    Attributes:
+        name: Model name (TF Serving's `model_spec.name`, used in warmup requests).
+        input_shape: (H, W, C) override for models whose input has unknown dimensions.
+        class_names: Optional class names, written as `assets/class_names.txt`.
+        logits_layer: Name of the layer whose output are the logits (overrides detection).
+        reduction: Channel reduction of the saliency map, one of `REDUCTIONS`.
+        warmup_batch_sizes: Batch sizes of the warmup requests written per signature.
+        verification: Verification settings.
+    """
+
+    name: str = "model"
+    input_shape: tuple[int, int, int] | None = None
+    class_names: tuple[str, ...] | None = None
+    logits_layer: str | None = None
+    reduction: str = "max_abs"
+    warmup_batch_sizes: tuple[int, ...] = (1, 8)
+    verification: VerificationConfig = dataclasses.field(default_factory=VerificationConfig)
+
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ConfigError(
+                f"saliency.reduction must be one of {', '.join(REDUCTIONS)}; "
+                f"received {self.reduction!r}."
+            )
+
+    def replace(self, **changes: Any) -> ExportConfig:
+        """Returns a copy with `changes` applied (validated like the original)."""
+        return dataclasses.replace(self, **changes)
+
+
+# TOML table → key → (attribute, expected type description, converter)
+def _int(key: str, value: Any, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer; received {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}; received {value}.")
+    return value
+
+
+def _float(key: str, value: Any, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number; received {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ConfigError(f"{key} must be a finite number > 0; received {value}.")
+    return value
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a non-empty string; received {value!r}.")
+    return value
+
+
+def _int_list(key: str, value: Any, *, length: int | None = None) -> tuple[int, ...]:
+    if not isinstance(value, list) or (length is not None and len(value) != length):
+        expected = f"a list of {length} integers" if length else "a list of integers"
+        raise ConfigError(f"{key} must be {expected}; received {value!r}.")
+    return tuple(_int(f"{key}[{i}]", v, minimum=1) for i, v in enumerate(value))
+
+
+def _str_list(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key} must be a non-empty list of strings; received {value!r}.")
+    return tuple(_str(f"{key}[{i}]", v) for i, v in enumerate(value))
+
+
+def _check_keys(table: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        where = f"[{table}]" if table else "the top level"
+        raise ConfigError(
+            f"Unknown key {table + '.' if table else ''}{unknown[0]} in {where}; "
+            f"expected one of: {', '.join(sorted(allowed))}."
+        )
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table; received {value!r}.")
+    return value
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
+    """Builds an `ExportConfig` from parsed TOML.
+
+    Args:
+        data: The parsed document (tables `model`, `saliency`, `warmup`, `verification`).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: On an unknown key, a wrong type or an invalid value; the message
+            names the key.
+    """
+    _check_keys("", data, {"model", "saliency", "warmup", "verification"})
+    kwargs: dict[str, Any] = {}
+
+    model = _table(data, "model")
+    _check_keys("model", model, {"name", "input_shape", "class_names", "logits_layer"})
+    if "name" in model:
+        kwargs["name"] = _str("model.name", model["name"])
+    if "input_shape" in model:
+        kwargs["input_shape"] = _int_list("model.input_shape", model["input_shape"], length=3)
+    if "class_names" in model:
+        kwargs["class_names"] = _str_list("model.class_names", model["class_names"])
+    if "logits_layer" in model:
+        kwargs["logits_layer"] = _str("model.logits_layer", model["logits_layer"])
+
+    saliency = _table(data, "saliency")
+    _check_keys("saliency", saliency, {"reduction"})
+    if "reduction" in saliency:
+        kwargs["reduction"] = _str("saliency.reduction", saliency["reduction"])
+
+    warmup = _table(data, "warmup")
+    _check_keys("warmup", warmup, {"batch_sizes"})
+    if "batch_sizes" in warmup:
+        kwargs["warmup_batch_sizes"] = _int_list("warmup.batch_sizes", warmup["batch_sizes"])
+
+    verification = _table(data, "verification")
+    fields = {f.name: f for f in dataclasses.fields(VerificationConfig)}
+    _check_keys("verification", verification, set(fields))
+    vkwargs: dict[str, Any] = {}
+    for key, value in verification.items():
+        full = f"verification.{key}"
+        if key in ("num_samples", "fd_positions"):
+            vkwargs[key] = _int(full, value, minimum=1)
+        elif key == "seed":
+            vkwargs[key] = _int(full, value)
+        elif key == "sample_range":
+            if (
+                not isinstance(value, list)
+                or len(value) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not value[0] < value[1]
+            ):
+                raise ConfigError(f"{full} must be [low, high] with low < high; received {value!r}.")
+            vkwargs[key] = (float(value[0]), float(value[1]))
+        else:
+            vkwargs[key] = _float(full, value)
+    kwargs["verification"] = VerificationConfig(**vkwargs)
+    return ExportConfig(**kwargs)
+
+
+def load_config(path: str | Path) -> ExportConfig:
+    """Reads and validates an export configuration file.
+
+    Args:
+        path: A TOML file (see `configs/export.toml` for every key, documented).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: If the file is missing, is not valid TOML, or holds an invalid key.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"Config file {path} is not valid TOML: {error}") from None
+    try:
+        return config_from_mapping(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

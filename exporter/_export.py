@@ -1,0 +1,250 @@
+"""The export: a builder for full control, and `export_model` for the common case."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from exporter import _contract as c
+from exporter._config import ExportConfig, load_config
+from exporter._errors import UnsupportedModelError
+from exporter._graph_defaults import record_signature_defaults
+from exporter._loading import load_keras_model, model_fingerprint
+from exporter._logits import LogitsHead, find_logits
+from exporter._report import build_report, signature_specs, write_report
+from exporter._signatures import build_signatures
+from exporter._verify import verify_export
+from exporter._versioning import next_version, staged_version
+from exporter._warmup import WARMUP_FILE, write_warmup_requests
+
+__all__ = ["ExportResult", "SaliencyExporter", "export_model"]
+
+logger = logging.getLogger("exporter")
+
+REPORT_ASSET = Path("assets.extra") / "export_report.json"
+CLASS_NAMES_ASSET = Path("assets") / "class_names.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """A published export.
+
+    Attributes:
+        path: `base_dir/<version>`.
+        version: The version number.
+        report: The export report (also in `assets.extra/export_report.json`).
+    """
+
+    path: Path
+    version: int
+    report: dict[str, Any]
+
+
+def _input_shape(model: keras.Model, override: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        raise UnsupportedModelError(
+            f"Expected an image classifier with exactly one input; model {model.name!r} has {len(inputs)}."
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise UnsupportedModelError(
+            f"Expected the model input to be images [batch, H, W, C]; received shape {shape}."
+        )
+    dims = shape[1:]
+    if override is None:
+        if any(d is None for d in dims):
+            raise UnsupportedModelError(
+                f"The model input has unknown dimensions {shape}; set model.input_shape "
+                "= [H, W, C] in the export config."
+            )
+        return tuple(int(d) for d in dims)  # type: ignore[return-value]
+    for i, (declared, wanted) in enumerate(zip(dims, override, strict=True)):
+        if declared is not None and declared != wanted:
+            raise UnsupportedModelError(
+                f"model.input_shape {list(override)} conflicts with the model's input shape "
+                f"{shape} at dimension {i + 1}."
+            )
+    return tuple(override)  # type: ignore[return-value]
+
+
+class SaliencyExporter:
+    """Builds, writes, verifies and publishes a saliency export of one Keras model.
+
+    `export_model` covers the usual case; use the builder to inspect the logits head or
+    the signatures, pass your own verification samples, or write several versions.
+
+    Example:
+        exporter = SaliencyExporter(model, ExportConfig(name="mnist"))
+        print(exporter.head.describe())
+        result = exporter.write("models/mnist", samples=x_test[:8])
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        config: ExportConfig | None = None,
+        *,
+        model_path: str | Path | None = None,
+    ) -> None:
+        """Resolves the input shape and the logits head; raises if the model can't be explained.
+
+        Raises:
+            UnsupportedModelError: Not a single-input, single-output image classifier.
+            LogitsNotFoundError: The logits cannot be located (suggests --logits-layer).
+        """
+        self.model = model
+        self.config = config or ExportConfig()
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.input_shape = _input_shape(model, self.config.input_shape)
+        self.head: LogitsHead = find_logits(model, self.config.logits_layer)
+        if self.config.class_names is not None and len(self.config.class_names) != self.head.num_classes:
+            from exporter._errors import ConfigError
+
+            raise ConfigError(
+                f"model.class_names has {len(self.config.class_names)} names but the model "
+                f"has {self.head.num_classes} classes."
+            )
+        self.signatures = build_signatures(self.head, self.input_shape, self.config.reduction)
+
+    def archive(self) -> keras.export.ExportArchive:
+        """A `keras.export.ExportArchive` with every signature as an endpoint."""
+        archive = keras.export.ExportArchive()
+        archive.track(self.model)
+        for name, function in self.signatures.items():
+            archive.add_endpoint(name, function)
+        return archive
+
+    def write_saved_model(self, export_dir: Path) -> None:
+        """Writes the SavedModel, signature defaults, warmup requests and class names."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.archive().write_out(str(export_dir), verbose=False)
+        record_signature_defaults(
+            export_dir, {c.EXPLAIN: {c.TARGET_CLASS: np.array([c.TARGET_CLASS_DEFAULT], np.int32)}}
+        )
+        write_warmup_requests(
+            export_dir,
+            model_name=self.config.name,
+            signature_inputs={name: (c.IMAGES,) for name in self.signatures},
+            input_shape=self.input_shape,
+            batch_sizes=self.config.warmup_batch_sizes,
+            seed=self.config.verification.seed,
+        )
+        if self.config.class_names is not None:
+            path = export_dir / CLASS_NAMES_ASSET
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(self.config.class_names) + "\n")
+
+    def write(
+        self,
+        base_dir: str | Path,
+        version: int | None = None,
+        *,
+        report_path: str | Path | None = None,
+        samples: np.ndarray | None = None,
+    ) -> ExportResult:
+        """Writes `base_dir/<version>/` atomically, verified before it is published.
+
+        Args:
+            base_dir: The model's base path (TF Serving's `--model_base_path`).
+            version: Version number; the next free one by default.
+            report_path: Also write the JSON report here.
+            samples: Verification inputs [N,H,W,C]; random ones by default.
+
+        Returns:
+            The published `ExportResult`.
+
+        Raises:
+            VersionExistsError: The version exists (nothing is overwritten).
+            VerificationError: The written model failed verification (nothing is published).
+        """
+        base_dir = Path(base_dir)
+        version = next_version(base_dir) if version is None else version
+        with staged_version(base_dir, version) as staging:
+            logger.info("Writing SavedModel (logits: %s) to %s", self.head.describe(), staging)
+            self.write_saved_model(staging)
+            logger.info("Verifying through the TF1 session loader")
+            figures = verify_export(
+                staging,
+                self.model,
+                reduction=self.config.reduction,
+                config=self.config.verification,
+                input_shape=self.input_shape,
+                logits_layer=self.config.logits_layer,
+                samples=samples,
+            )
+            report = build_report(
+                export={
+                    "base_dir": str(base_dir.resolve()),
+                    "version": version,
+                    "path": str((base_dir / str(version)).resolve()),
+                    "reduction": self.config.reduction,
+                    "warmup_file": str(WARMUP_FILE),
+                    "warmup_batch_sizes": list(self.config.warmup_batch_sizes),
+                    "class_names": list(self.config.class_names) if self.config.class_names else None,
+                },
+                model={
+                    "name": self.config.name,
+                    "source": str(self.model_path) if self.model_path else None,
+                    "hash": model_fingerprint(self.model, self.model_path),
+                    "keras_input_shape": list(self.model.inputs[0].shape),
+                    "keras_output_shape": list(self.model.outputs[0].shape),
+                    "input_shape": list(self.input_shape),
+                    "num_classes": self.head.num_classes,
+                    "logits": {"kind": self.head.kind, "layer": self.head.layer_name},
+                },
+                signatures=signature_specs(staging),
+                verification=figures,
+            )
+            write_report(report, staging / REPORT_ASSET)
+        final = base_dir / str(version)
+        logger.info("Published %s", final)
+        if report_path is not None:
+            write_report(report, Path(report_path))
+        return ExportResult(final, version, report)
+
+
+def export_model(
+    model_or_path: keras.Model | str | Path,
+    output_dir: str | Path,
+    *,
+    version: int | None = None,
+    config: ExportConfig | str | Path | None = None,
+    report_path: str | Path | None = None,
+    samples: np.ndarray | None = None,
+    safe_mode: bool = True,
+) -> Path:
+    """Exports a Keras classifier as a verified, TF-Serving-ready SavedModel version.
+
+    Args:
+        model_or_path: A Keras model, or a `.keras`/`.h5` file.
+        output_dir: The model's base path; the export goes to `output_dir/<version>/`.
+        version: Version number; the next free integer by default.
+        config: An `ExportConfig` or the path of a TOML config file.
+        report_path: Also write the JSON export report here.
+        samples: Verification inputs [N,H,W,C] (random by default).
+        safe_mode: Keras safe mode when loading from a file (refuses Lambda layers).
+
+    Returns:
+        The published version directory.
+
+    Raises:
+        ExportError: Any failure (a subclass says which); nothing is published then.
+    """
+    if isinstance(config, str | Path):
+        config = load_config(config)
+    model_path = None
+    if isinstance(model_or_path, str | Path):
+        model_path = Path(model_or_path)
+        model = load_keras_model(model_path, safe_mode=safe_mode)
+    else:
+        model = model_or_path
+    exporter = SaliencyExporter(model, config, model_path=model_path)
+    return exporter.write(output_dir, version, report_path=report_path, samples=samples).path

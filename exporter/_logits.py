@@ -1,0 +1,241 @@
+"""Finding a classifier's pre-softmax logits without touching the user's model.
+
+The saliency map is the gradient of the target class's *logit*: the gradient of a softmax
+probability saturates and mixes in every other class. The model usually ends in a
+softmax, so the logits have to be found in its graph. Everything here builds new
+functional views over the model's existing layers (sharing their weights); no layer is
+modified, so the user's model behaves identically after export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from exporter._errors import LogitsNotFoundError, UnsupportedModelError
+
+__all__ = ["LogitsHead", "find_logits"]
+
+_HINT = (
+    "Name the layer whose output are the logits with --logits-layer NAME "
+    "(Python: config logits_layer=NAME)."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitsHead:
+    """How to compute logits and probabilities from images.
+
+    Attributes:
+        kind: How the logits were found: `fused_softmax` (a Dense with a softmax
+            activation), `softmax_layer` (the tensor feeding a Softmax/Activation
+            layer), `logits_output` (the model already outputs logits),
+            `sigmoid_binary` (one sigmoid unit: logits are [-z, z]) or `named_layer`.
+        layer_name: The layer the logits come from.
+        num_classes: K, the width of the logits.
+        logits_fn: images [B,H,W,C] → logits [B,K], in inference mode.
+        probabilities_fn: logits → probabilities, matching the model's own output.
+    """
+
+    kind: str
+    layer_name: str
+    num_classes: int
+    logits_fn: Callable[[tf.Tensor], tf.Tensor]
+    probabilities_fn: Callable[[tf.Tensor], tf.Tensor]
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        return f"{self.kind} (layer {self.layer_name!r}, {self.num_classes} classes)"
+
+
+def _activation_name(layer: Any) -> str | None:
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    try:
+        return keras.activations.serialize(activation)
+    except Exception:  # custom activations may not serialize; treat them as unknown
+        return getattr(activation, "__name__", repr(activation))
+
+
+def _producer(tensor: Any) -> tuple[Any, Any]:
+    """The layer that produced a symbolic tensor, and that layer's input tensor."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        raise LogitsNotFoundError(
+            "The model's graph cannot be inspected (a subclassed model?): the logits "
+            "cannot be located. Export a functional or Sequential model. " + _HINT
+        )
+    layer = history.operation
+    node = layer._inbound_nodes[history.node_index]
+    inputs = node.input_tensors
+    return layer, (inputs[0] if len(inputs) == 1 else None)
+
+
+def _submodel(model: keras.Model, tensor: Any) -> keras.Model:
+    return keras.Model(model.inputs, tensor, name=f"{model.name}_logits_view")
+
+
+def _dense_pre_activation(model: keras.Model, layer: Any, features: Any) -> Callable:
+    """logits_fn for a Dense layer, computed without its activation."""
+    if not isinstance(layer, keras.layers.Dense) or features is None:
+        raise LogitsNotFoundError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) applies "
+            f"{_activation_name(layer)!r} itself and is not a Dense layer, so its "
+            "pre-activation output cannot be recomputed. " + _HINT
+        )
+    if getattr(layer, "quantization_mode", None):
+        raise UnsupportedModelError(
+            f"Layer {layer.name!r} is quantized ({layer.quantization_mode}); "
+            "quantized heads are not supported. " + _HINT
+        )
+    feature_model = _submodel(model, features)
+
+    def logits_fn(images: tf.Tensor) -> tf.Tensor:
+        hidden = feature_model(images, training=False)
+        logits = tf.matmul(hidden, layer.kernel)
+        if layer.use_bias:
+            logits = logits + layer.bias
+        return logits
+
+    return logits_fn
+
+
+def _view_fn(view: keras.Model) -> Callable:
+    def logits_fn(images: tf.Tensor) -> tf.Tensor:
+        return view(images, training=False)
+
+    return logits_fn
+
+
+def _binary(fn: Callable) -> Callable:
+    """One sigmoid unit z → two-class logits [-z, z] (class 0 → −z, class 1 → +z)."""
+
+    def logits_fn(images: tf.Tensor) -> tf.Tensor:
+        z = fn(images)
+        return tf.concat([-z, z], axis=-1)
+
+    return logits_fn
+
+
+def _softmax(logits: tf.Tensor) -> tf.Tensor:
+    return tf.nn.softmax(logits, axis=-1)
+
+
+def _width(tensor: Any, where: str) -> int:
+    shape = tuple(tensor.shape)
+    if len(shape) != 2 or shape[-1] is None:
+        raise UnsupportedModelError(
+            f"Expected {where} to have shape [batch, classes]; received {shape}. " + _HINT
+        )
+    return int(shape[-1])
+
+
+def _named(model: keras.Model, name: str) -> LogitsHead:
+    try:
+        layer = model.get_layer(name)
+    except ValueError:
+        names = ", ".join(repr(layer.name) for layer in model.layers)
+        raise LogitsNotFoundError(
+            f"--logits-layer {name!r} is not a layer of model {model.name!r}; "
+            f"its layers are: {names}."
+        ) from None
+    activation = _activation_name(layer)
+    if activation in ("softmax", "sigmoid"):
+        # The user named the classifier head itself: use its pre-activation output.
+        _, features = _producer(layer.output)
+        logits_fn = _dense_pre_activation(model, layer, features)
+        units = _width(layer.output, f"layer {name!r}")
+        if activation == "sigmoid":
+            if units != 1:
+                raise UnsupportedModelError(
+                    f"Layer {name!r} has {units} sigmoid units (multi-label); only a "
+                    "single-unit sigmoid binary classifier is supported."
+                )
+            return LogitsHead("sigmoid_binary", name, 2, _binary(logits_fn), tf.sigmoid)
+        return LogitsHead("named_layer", name, units, logits_fn, _softmax)
+    units = _width(layer.output, f"the output of layer {name!r}")
+    return LogitsHead("named_layer", name, units, _view_fn(_submodel(model, layer.output)), _softmax)
+
+
+def find_logits(model: keras.Model, logits_layer: str | None = None) -> LogitsHead:
+    """Locates the pre-softmax logits of a single-output classifier.
+
+    Supported without help: a final Dense with a fused softmax; a separate `Softmax` or
+    `Activation("softmax")` layer (whatever feeds it, e.g. Dropout, is taken as the
+    logits); a model that already outputs logits (final layer with a linear
+    activation); a one-unit sigmoid binary classifier (logits [-z, z]).
+
+    Args:
+        model: A functional or Sequential Keras model with one output.
+        logits_layer: Optional override: the layer whose output are the logits.
+
+    Returns:
+        The `LogitsHead` for the signatures.
+
+    Raises:
+        LogitsNotFoundError: If the logits cannot be located (the message suggests
+            `--logits-layer`).
+        UnsupportedModelError: If the model is not a single-output classifier.
+    """
+    outputs = getattr(model, "outputs", None)
+    if not outputs:
+        raise LogitsNotFoundError(
+            f"Model {model.name!r} has no symbolic outputs (a subclassed or unbuilt model?); "
+            "the logits cannot be located. Export a functional or Sequential model."
+        )
+    if len(outputs) != 1:
+        raise UnsupportedModelError(
+            f"Expected a classifier with exactly one output; model {model.name!r} has {len(outputs)}."
+        )
+    if logits_layer is not None:
+        return _named(model, logits_layer)
+
+    output = outputs[0]
+    width = _width(output, "the model's output")
+    layer, features = _producer(output)
+    activation = _activation_name(layer)
+
+    if isinstance(layer, keras.layers.Softmax) or (
+        isinstance(layer, keras.layers.Activation) and activation == "softmax"
+    ):
+        axis = getattr(layer, "axis", -1)
+        if axis not in (-1, 1) or features is None:
+            raise LogitsNotFoundError(
+                f"Softmax layer {layer.name!r} normalizes axis {axis}, not the class axis. " + _HINT
+            )
+        return LogitsHead("softmax_layer", layer.name, width, _view_fn(_submodel(model, features)), _softmax)
+
+    if isinstance(layer, keras.layers.Activation) and activation == "sigmoid" and width == 1:
+        return LogitsHead(
+            "sigmoid_binary", layer.name, 2, _binary(_view_fn(_submodel(model, features))), tf.sigmoid
+        )
+
+    if activation == "softmax":
+        return LogitsHead(
+            "fused_softmax", layer.name, width, _dense_pre_activation(model, layer, features), _softmax
+        )
+
+    if activation == "sigmoid":
+        if width != 1:
+            raise UnsupportedModelError(
+                f"The model ends in {width} sigmoid units (a multi-label model); only "
+                "single-label softmax classifiers and one-unit sigmoid binary classifiers "
+                "are supported. " + _HINT
+            )
+        return LogitsHead(
+            "sigmoid_binary", layer.name, 2, _binary(_dense_pre_activation(model, layer, features)), tf.sigmoid
+        )
+
+    if activation == "linear":
+        return LogitsHead("logits_output", layer.name, width, _view_fn(_submodel(model, output)), _softmax)
+
+    raise LogitsNotFoundError(
+        f"Cannot tell whether the output of layer {layer.name!r} ({type(layer).__name__}, "
+        f"activation {activation!r}) are logits: expected a final softmax (fused or as a "
+        "layer), a one-unit sigmoid, or a linear final layer. " + _HINT
+    )

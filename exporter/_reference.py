@@ -1,0 +1,126 @@
+"""An independent eager reference for verification and tests.
+
+Deliberately shares no code with the signature path: it clones the model with its final
+softmax/sigmoid replaced by a linear activation (a "logits copy"), takes an eager
+`tf.GradientTape` gradient, and reduces/normalizes in numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["LogitsCopy", "numpy_saliency", "reference_explain"]
+
+
+def _final_layer_name(model: keras.Model) -> str:
+    return model.outputs[0]._keras_history.operation.name
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitsCopy:
+    """A clone of the model that outputs logits; the original is untouched.
+
+    Attributes:
+        model: The clone, outputs [B,K] logits (or [B,1] z for a sigmoid binary model).
+        binary: True for a one-unit sigmoid model: class 1 → z, class 0 → −z.
+    """
+
+    model: keras.Model
+    binary: bool
+
+    @classmethod
+    def of(cls, model: keras.Model, logits_layer: str | None = None) -> LogitsCopy:
+        """Clones `model` with the head's activation removed.
+
+        Args:
+            model: A functional or Sequential classifier.
+            logits_layer: Optional layer whose (pre-activation) output are the logits.
+        """
+        head = logits_layer or _final_layer_name(model)
+        binary = False
+
+        def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+            nonlocal binary
+            config = layer.get_config()
+            if layer.name == head:
+                if isinstance(layer, keras.layers.Softmax):
+                    return keras.layers.Identity(name=layer.name)
+                activation = config.get("activation")
+                if activation == "sigmoid":
+                    binary = True
+                if activation in ("softmax", "sigmoid"):
+                    if isinstance(layer, keras.layers.Activation):
+                        return keras.layers.Identity(name=layer.name)
+                    config["activation"] = "linear"
+            return layer.__class__.from_config(config)
+
+        clone = keras.models.clone_model(model, clone_function=clone_layer)
+        clone.set_weights(model.get_weights())
+        if logits_layer is not None:
+            clone = keras.Model(clone.inputs, clone.get_layer(logits_layer).output)
+        return cls(clone, binary)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Eager logits [B,K] (two columns [-z, z] for a binary model)."""
+        out = self.model(tf.constant(images), training=False)
+        if self.binary:
+            out = tf.concat([-out, out], axis=-1)
+        return out.numpy()
+
+    def gradient(self, images: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Eager d logit[target] / d images, [B,H,W,C]."""
+        x = tf.constant(images, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = self.model(x, training=False)
+            if self.binary:
+                out = tf.concat([-out, out], axis=-1)
+            selected = tf.reduce_sum(out * tf.one_hot(target, out.shape[-1]), axis=-1)
+        return tape.gradient(selected, x).numpy()
+
+
+def numpy_saliency(gradient: np.ndarray, reduction: str) -> np.ndarray:
+    """Reduces [B,H,W,C] over channels and min-max normalizes each map, in numpy."""
+    if reduction == "max_abs":
+        maps = np.abs(gradient).max(axis=-1)
+    elif reduction == "max":
+        maps = gradient.max(axis=-1)
+    elif reduction == "sum_abs":
+        maps = np.abs(gradient).sum(axis=-1)
+    elif reduction == "l2":
+        maps = np.sqrt((gradient.astype(np.float64) ** 2).sum(axis=-1))
+    else:
+        raise ValueError(f"Unknown reduction {reduction!r}.")
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    safe = np.where(span > 0, span, 1.0)
+    return np.where(span > 0, (maps - low) / safe, 0.0).astype(np.float32)
+
+
+def reference_explain(
+    copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str
+) -> dict[str, np.ndarray]:
+    """What `explain` must return, computed eagerly.
+
+    Returns:
+        `logits`, `predicted_class`, `target_class`, `gradient` and `saliency`.
+    """
+    logits = copy.logits(images)
+    predicted = logits.argmax(axis=-1).astype(np.int32)
+    if target_class is None:
+        target = predicted
+    else:
+        target = np.broadcast_to(np.asarray(target_class, np.int32), predicted.shape)
+        target = np.where(target < 0, predicted, target)
+    gradient = copy.gradient(images, target)
+    return {
+        "logits": logits,
+        "predicted_class": predicted,
+        "target_class": target,
+        "gradient": gradient,
+        "saliency": numpy_saliency(gradient, reduction),
+    }

@@ -1,0 +1,62 @@
+"""`assets.extra/tf_serving_warmup_requests`: requests TF Serving replays before serving.
+
+Warmup runs each signature once at load time so the first real request does not pay
+for graph optimization and memory allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["WARMUP_FILE", "write_warmup_requests"]
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+
+
+def write_warmup_requests(
+    export_dir: Path,
+    *,
+    model_name: str,
+    signature_inputs: Mapping[str, Sequence[str]],
+    input_shape: tuple[int, int, int],
+    batch_sizes: Sequence[int],
+    seed: int = 0,
+) -> Path:
+    """Writes one PredictRequest per signature and batch size as a TFRecord of PredictionLogs.
+
+    Only the `images` input is sent; optional inputs are left to their defaults, which
+    also exercises the defaults path at load time.
+
+    Args:
+        export_dir: The SavedModel directory.
+        model_name: `model_spec.name` of the requests.
+        signature_inputs: signature name → its input aliases (only `images` is filled).
+        input_shape: (H, W, C).
+        batch_sizes: e.g. (1, 8).
+        seed: For the random images.
+
+    Returns:
+        The written file.
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    rng = np.random.default_rng(seed)
+    path = Path(export_dir) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature in signature_inputs:
+            for batch in batch_sizes:
+                images = rng.random((batch, *input_shape), dtype=np.float32)
+                request = predict_pb2.PredictRequest(
+                    model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+                )
+                request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+                log = prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
+                )
+                writer.write(log.SerializeToString())
+    return path
