@@ -1,0 +1,77 @@
+"""`saliency-export`: the command-line face of `exporter.export_model`.
+
+Prints progress on stderr and the published version directory as the last line of
+stdout, so scripts can do `path=$(saliency-export ... | tail -1)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from exporter import ExportConfig, ExportError, export_model, load_config
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saliency-export",
+        description="Export a Keras image classifier as a TF-Serving SavedModel with an "
+        "'explain' (saliency) signature, verified before it is published.",
+    )
+    parser.add_argument("--model", required=True, help="the .keras (or legacy .h5) model file")
+    parser.add_argument("--output", required=True, help="the model's base directory; writes OUTPUT/<version>/")
+    parser.add_argument("--version", type=int, help="version number (default: next free integer)")
+    parser.add_argument("--name", help="model name used in warmup requests and the report")
+    parser.add_argument("--config", help="TOML export config (see configs/export.toml)")
+    parser.add_argument("--report", help="also write the JSON export report to this file")
+    parser.add_argument("--logits-layer", help="the layer whose output are the logits (overrides detection)")
+    parser.add_argument(
+        "--unsafe-deserialization",
+        action="store_true",
+        help="load the model with Keras safe_mode off (allows Lambda layers: arbitrary code!)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print the result path")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the process exit code (0 ok, 1 export error, 2 usage)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config) if args.config else ExportConfig()
+        overrides = {}
+        if args.name:
+            overrides["name"] = args.name
+        if args.logits_layer:
+            overrides["logits_layer"] = args.logits_layer
+        config = config.replace(**overrides) if overrides else config
+        if args.unsafe_deserialization:
+            logging.getLogger("exporter").warning(
+                "Loading %s with safe_mode off: Lambda layers and custom code will run.", args.model
+            )
+        path = export_model(
+            args.model,
+            args.output,
+            version=args.version,
+            config=config,
+            report_path=args.report,
+            safe_mode=not args.unsafe_deserialization,
+        )
+    except ExportError as error:
+        print(f"saliency-export: error: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
