@@ -1,0 +1,25 @@
+"""A TensorFlow-Serving-compatible model server (gRPC + REST) for dev, CI and demos.
+
+It loads SavedModel versions through the TF1 session loader (TF Serving's path), replays their
+warmup records, follows the base path for new versions and answers TF Serving's gRPC and REST
+APIs with TF Serving's status codes and messages, so clients can swap one for the other.
+"""
+
+from ._config import ModelConfig, VersionPolicy, parse_model_config_file, parse_model_config_text
+from ._errors import ServingError
+from ._manager import State, VersionStatus
+from ._server import BoundPorts, ModelServer, ModelServerError, ServerOptions
+
+__all__ = [
+    "BoundPorts",
+    "ModelConfig",
+    "ModelServer",
+    "ModelServerError",
+    "ServerOptions",
+    "ServingError",
+    "State",
+    "VersionPolicy",
+    "VersionStatus",
+    "parse_model_config_file",
+    "parse_model_config_text",
+]

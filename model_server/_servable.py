@@ -1,0 +1,88 @@
+"""One loaded model version: its own Graph and TF1 Session, kept alive while requests use it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+
+class LoadedServable:
+    """A SavedModel version loaded through the TF1 session loader (TF Serving's path).
+
+    Requests take a reference with ``acquire()``/``release()``; ``close()`` waits for the last
+    reference before closing the session, so a version being unloaded finishes its in-flight
+    requests.
+    """
+
+    def __init__(self, name: str, version: int, path: Path, graph, session, meta_graph) -> None:
+        self.name = name
+        self.version = version
+        self.path = path
+        self.graph = graph
+        self.session = session
+        self.meta_graph = meta_graph
+        self.signature_defs = dict(meta_graph.signature_def)
+        self._refs = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"servable {self.name} version {self.version} is closed")
+            self._refs += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._refs -= 1
+            if self._refs == 0:
+                self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._refs
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Wait for in-flight requests (up to ``timeout`` seconds), then close the session.
+
+        Returns:
+            True if every request finished first; False if the wait timed out (the session is
+            closed anyway, failing what is still running).
+        """
+        with self._cond:
+            drained = self._cond.wait_for(lambda: self._refs == 0, timeout=timeout)
+            self._closed = True
+        self.session.close()
+        return drained
+
+
+def load_saved_model(name: str, version: int, path: Path) -> LoadedServable:
+    """Load ``path`` with ``tf.compat.v1.saved_model.loader.load`` in a fresh Graph/Session.
+
+    Raises:
+        Exception: whatever the loader raises (missing/corrupt saved_model.pb, variables, ...).
+    """
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    try:
+        with graph.as_default(), _quiet_deprecations():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+    except BaseException:
+        session.close()
+        raise
+    return LoadedServable(name, version, path, graph, session, meta_graph)
+
+
+def _quiet_deprecations():
+    # The TF1 loader is deprecated in favour of tf.saved_model.load, but it is exactly the path
+    # TF Serving takes, so its warning is noise here.
+    import contextlib
+
+    try:
+        from tensorflow.python.util import deprecation
+    except ImportError:  # private module moved: keep the warning rather than fail
+        return contextlib.nullcontext()
+    return deprecation.silence()
