@@ -153,8 +153,9 @@ def decode(proto: Any) -> np.ndarray:
         # half_val holds the IEEE half bit patterns in int32 slots.
         values = np.fromiter(raw, dtype=np.uint16, count=len(raw)).view(np.float16)
     elif name in ("DT_COMPLEX64", "DT_COMPLEX128"):
-        pairs = np.fromiter(raw, dtype=np.float64, count=len(raw)).reshape(-1, 2)
-        values = (pairs[:, 0] + 1j * pairs[:, 1]).astype(dtype)
+        # Interleaved (real, imag) pairs; a view keeps inf/nan parts exact, arithmetic would not.
+        part = np.float32 if name == "DT_COMPLEX64" else np.float64
+        values = np.fromiter(raw, dtype=part, count=len(raw) // 2 * 2).view(dtype)
     else:
         values = np.fromiter(raw, dtype=dtype, count=len(raw))
     if values.size == 0:
