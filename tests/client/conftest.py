@@ -13,11 +13,15 @@ behaviour on the model name, which lets tests drive error mapping and retries ov
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -52,6 +56,8 @@ class FakeServing:
     """The running test server: its address and what it saw."""
 
     target: str
+    tls_target: str | None = None  # the same services over TLS (None without openssl)
+    tls_root_certificate: bytes | None = None
     calls: Counter = field(default_factory=Counter)
     requests: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,6 +143,22 @@ def _signature_def_map(official):
     explain.outputs["saliency"].CopyFrom(info("out:4", "float32", [None, *IMAGE_SHAPE[:2]]))
     explain.defaults["target_class"].CopyFrom(official.tf.make_tensor_proto([-1], "int32"))
     return result
+
+
+def _self_signed_certificate() -> tuple[bytes, bytes] | None:
+    """(key, cert) PEM for 127.0.0.1 made with the openssl CLI, or None if it is missing."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    with tempfile.TemporaryDirectory() as workdir:
+        key, cert = Path(workdir, "key.pem"), Path(workdir, "cert.pem")
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )
+        return key.read_bytes(), cert.read_bytes()
 
 
 @pytest.fixture(scope="session")
@@ -247,6 +269,12 @@ def fake_serving(official):
     )
     official.model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(), server)
     port = server.add_insecure_port("127.0.0.1:0")
+    certificate = _self_signed_certificate()
+    if certificate is not None:
+        key, cert = certificate
+        credentials = grpc.ssl_server_credentials([(key, cert)])
+        state.tls_target = f"127.0.0.1:{server.add_secure_port('127.0.0.1:0', credentials)}"
+        state.tls_root_certificate = cert
     server.start()
     state.target = f"127.0.0.1:{port}"
     yield state

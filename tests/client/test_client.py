@@ -263,3 +263,26 @@ def test_bad_images_are_rejected_before_any_call(client, serving, value, error, 
 def test_bad_target_classes_are_rejected(client, target, error):
     with pytest.raises(error):
         client.explain(images(3), target_class=target)
+
+
+def test_tls_with_root_certificates_reaches_a_tls_server(serving):
+    if serving.tls_target is None:
+        pytest.skip("openssl CLI not available to make a test certificate")
+    with ServingClient(
+        serving.tls_target, "mnist", root_certificates=serving.tls_root_certificate
+    ) as client:
+        assert client.predict(images(1)).model_name == "mnist"
+
+
+def test_tls_client_rejects_an_untrusted_server(serving):
+    if serving.tls_target is None:
+        pytest.skip("openssl CLI not available to make a test certificate")
+    # Default roots do not trust the self-signed certificate: the handshake fails.
+    import grpc
+
+    with ServingClient(
+        serving.tls_target, "mnist", credentials=grpc.ssl_channel_credentials(), timeout=2.0,
+        retries=0,
+    ) as client:
+        with pytest.raises((sc.UnavailableError, sc.DeadlineExceededError)):
+            client.predict(images(1))
