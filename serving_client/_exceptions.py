@@ -25,11 +25,11 @@ class InvalidArgumentError(ServingError):
 
 
 class NotFoundError(ServingError):
-    """The model, version, version label or signature does not exist on the server."""
+    """The model, version or version label does not exist on the server."""
 
 
 class FailedPreconditionError(ServingError):
-    """The server is not in a state to answer, e.g. the model version is not loaded yet."""
+    """The request cannot run as asked: TF Serving's code for an unknown signature name."""
 
 
 class UnavailableError(ServingError):
