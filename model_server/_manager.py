@@ -83,6 +83,7 @@ class ServableManager:
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._warned_empty: set[str] = set()
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -209,7 +210,8 @@ class ServableManager:
         on_disk = _versions_on_disk(config.base_path)
         aspired = config.policy.aspired(on_disk)
         versions = self._versions[config.name]
-        if not on_disk and not versions:
+        if not on_disk and not versions and config.name not in self._warned_empty:
+            self._warned_empty.add(config.name)
             log.warning(
                 "No versions of servable %s found under base path %s",
                 config.name,
@@ -218,10 +220,11 @@ class ServableManager:
         for version in sorted(aspired, reverse=True):
             entry = versions.get(version)
             fingerprint = _fingerprint(config.base_path / str(version))
-            if entry is not None and entry.state in (State.AVAILABLE, State.LOADING):
-                continue
-            if entry is not None and entry.fingerprint == fingerprint:
-                continue  # failed (or unloaded) before, and nothing on disk has changed
+            if entry is not None:
+                if entry.state in (State.LOADING, State.AVAILABLE, State.UNLOADING):
+                    continue
+                if entry.error is not None and entry.fingerprint == fingerprint:
+                    continue  # failed before and nothing on disk has changed: no retry loop
             self._load(config, version, fingerprint)
         with self._lock:
             any_aspired_available = any(

@@ -215,3 +215,21 @@ def test_in_flight_request_finishes_across_unload(export_pool, installer, tmp_pa
         assert np.array_equal(server.manager.available_versions()["m"], [2])
     finally:
         server.stop()
+
+
+def test_deleting_the_latest_version_brings_the_previous_one_back(export_pool, installer, tmp_path):
+    base = tmp_path / "m"
+    installer(export_pool["scale1"], base / "1")
+    installer(export_pool["scale2"], base / "2")
+    server = _start(base)  # latest{1}: only version 2 is loaded
+    try:
+        assert _states(server) == {2: "AVAILABLE"}
+        shutil.rmtree(base / "2")
+        assert wait_for(lambda: _states(server) == {1: "AVAILABLE", 2: "END"}, timeout=30), _states(server)
+        installer(export_pool["scale2"], base / "3")
+        assert wait_for(lambda: _states(server) == {1: "END", 2: "END", 3: "AVAILABLE"}, timeout=30)
+        # Version 1 came back after an unload: an unloaded (not failed) version reloads.
+        shutil.rmtree(base / "3")
+        assert wait_for(lambda: _states(server).get(1) == "AVAILABLE", timeout=30), _states(server)
+    finally:
+        server.stop()
