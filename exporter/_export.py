@@ -111,7 +111,29 @@ class SaliencyExporter:
                 f"model.class_names has {len(self.config.class_names)} names but the model "
                 f"has {self.head.num_classes} classes."
             )
+        self._check_named_head()
         self.signatures = build_signatures(self.head, self.input_shape, self.config.reduction)
+
+    def _check_named_head(self) -> None:
+        """For a --logits-layer override, the logits must line up with the model's classes."""
+        self.model_outputs_probabilities = self.head.kind not in ("logits_output", "named_layer")
+        if self.head.kind != "named_layer":
+            return
+        width = int(self.model.outputs[0].shape[-1])
+        classes = 2 if width == 1 else width
+        if self.head.num_classes != classes:
+            raise UnsupportedModelError(
+                f"--logits-layer {self.head.layer_name!r} outputs {self.head.num_classes} values "
+                f"but the model predicts {classes} classes; name the layer whose outputs are "
+                "the class logits."
+            )
+        try:
+            detected = find_logits(self.model)
+        except UnsupportedModelError:
+            return
+        # When the model itself ends in a softmax, its output must equal softmax(logits):
+        # verification then catches a named layer that is not what the softmax consumes.
+        self.model_outputs_probabilities = detected.kind in ("fused_softmax", "softmax_layer")
 
     def archive(self) -> keras.export.ExportArchive:
         """A `keras.export.ExportArchive` with every signature as an endpoint."""
@@ -178,6 +200,7 @@ class SaliencyExporter:
                 config=self.config.verification,
                 input_shape=self.input_shape,
                 logits_layer=self.config.logits_layer,
+                model_outputs_probabilities=self.model_outputs_probabilities,
                 samples=samples,
             )
             report = build_report(

@@ -77,7 +77,8 @@ def _producer(tensor: Any) -> tuple[Any, Any]:
 
 
 def _submodel(model: keras.Model, tensor: Any) -> keras.Model:
-    return keras.Model(model.inputs, tensor, name=f"{model.name}_logits_view")
+    # One input tensor (not a list), so calling the view with a tensor matches its structure.
+    return keras.Model(model.inputs[0], tensor, name=f"{model.name}_logits_view")
 
 
 def _dense_pre_activation(model: keras.Model, layer: Any, features: Any) -> Callable:

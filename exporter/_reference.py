@@ -16,6 +16,13 @@ import tensorflow as tf
 __all__ = ["LogitsCopy", "numpy_saliency", "reference_explain"]
 
 
+class _PassThrough(keras.layers.Layer):
+    """Stands in for a removed softmax; accepts the same call arguments (e.g. `mask`)."""
+
+    def call(self, inputs, mask=None):  # noqa: ARG002 - signature mirrors Softmax
+        return inputs
+
+
 def _final_layer_name(model: keras.Model) -> str:
     return model.outputs[0]._keras_history.operation.name
 
@@ -48,13 +55,13 @@ class LogitsCopy:
             config = layer.get_config()
             if layer.name == head:
                 if isinstance(layer, keras.layers.Softmax):
-                    return keras.layers.Identity(name=layer.name)
+                    return _PassThrough(name=layer.name)
                 activation = config.get("activation")
                 if activation == "sigmoid":
                     binary = True
                 if activation in ("softmax", "sigmoid"):
                     if isinstance(layer, keras.layers.Activation):
-                        return keras.layers.Identity(name=layer.name)
+                        return _PassThrough(name=layer.name)
                     config["activation"] = "linear"
             return layer.__class__.from_config(config)
 

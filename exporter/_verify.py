@@ -67,9 +67,16 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if a.size else 0.0
 
 
-def _expected_probabilities(model: keras.Model, images: np.ndarray, binary: bool) -> np.ndarray:
+def _expected_probabilities(
+    model: keras.Model, images: np.ndarray, copy: LogitsCopy, model_outputs_probabilities: bool
+) -> np.ndarray:
+    if not model_outputs_probabilities:
+        # The model outputs logits (or the user named them): probabilities are their softmax.
+        logits = copy.logits(images).astype(np.float64)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
     out = np.asarray(model(images, training=False), np.float64)
-    return np.concatenate([1.0 - out, out], axis=-1) if binary else out
+    return np.concatenate([1.0 - out, out], axis=-1) if copy.binary else out
 
 
 def _finite_differences(
@@ -100,6 +107,7 @@ def verify_export(
     config: VerificationConfig,
     input_shape: tuple[int, int, int],
     logits_layer: str | None = None,
+    model_outputs_probabilities: bool = True,
     samples: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Verifies the SavedModel at `export_dir` against `model`.
@@ -111,6 +119,8 @@ def verify_export(
         config: Tolerances and sample settings.
         input_shape: (H, W, C).
         logits_layer: The logits override, if any, for the reference.
+        model_outputs_probabilities: Compare `probabilities` with the model's output
+            (else with the softmax of the reference logits).
         samples: Optional sample inputs [N,H,W,C]; random uniform in
             `config.sample_range` otherwise.
 
@@ -143,7 +153,7 @@ def verify_export(
             ("logits", _max_abs_diff(predict[c.LOGITS], reference["logits"]), config.logits_atol),
             (
                 "probabilities",
-                _max_abs_diff(predict[c.PROBABILITIES], _expected_probabilities(model, samples, copy.binary)),
+                _max_abs_diff(predict[c.PROBABILITIES], _expected_probabilities(model, samples, copy, model_outputs_probabilities)),
                 config.probabilities_atol,
             ),
             ("explain_logits", _max_abs_diff(explain[c.LOGITS], predict[c.LOGITS]), config.logits_atol),

@@ -1,0 +1,91 @@
+"""Tiny Keras models for exporter tests, and helpers to export and load them."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from exporter import ExportConfig, SaliencyExporter, Tf1SavedModel
+
+INPUT_SHAPE = (6, 6, 2)
+
+
+def conv_trunk(inputs):
+    x = keras.layers.Conv2D(3, 3, activation="tanh", name="conv")(inputs)
+    return keras.layers.Flatten(name="flatten")(x)
+
+
+def fused_softmax_model() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(INPUT_SHAPE)
+    x = keras.layers.Dropout(0.5, name="dropout")(conv_trunk(inputs))
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="head")(x))
+
+
+def softmax_layer_model(activation_layer: bool = False) -> keras.Model:
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input(INPUT_SHAPE)
+    x = keras.layers.Dense(4, name="head")(conv_trunk(inputs))
+    x = keras.layers.Dropout(0.3, name="dropout_after_logits")(x)
+    final = keras.layers.Activation("softmax", name="act") if activation_layer else keras.layers.Softmax(name="sm")
+    return keras.Model(inputs, final(x))
+
+
+def logits_model() -> keras.Model:
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(INPUT_SHAPE)
+    return keras.Model(inputs, keras.layers.Dense(4, name="head")(conv_trunk(inputs)))
+
+
+def sigmoid_model() -> keras.Model:
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input(INPUT_SHAPE)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="head")(conv_trunk(inputs)))
+
+
+def sequential_bn_model() -> keras.Model:
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            keras.layers.Conv2D(3, 3, activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    # Non-trivial moving statistics, so inference vs training mode would differ.
+    bn = model.layers[1]
+    bn.moving_mean.assign(np.full(3, 0.3, np.float32))
+    bn.moving_variance.assign(np.full(3, 2.0, np.float32))
+    return model
+
+
+def samples(n: int = 5, shape: tuple[int, ...] = INPUT_SHAPE, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+def export(model: keras.Model, base: Path, config: ExportConfig | None = None, **kwargs) -> Path:
+    return SaliencyExporter(model, config).write(base, **kwargs).path
+
+
+@pytest.fixture(scope="session")
+def fused_export(tmp_path_factory) -> tuple[keras.Model, Path]:
+    """A published export of the fused-softmax model, shared by read-only tests."""
+    model = fused_softmax_model()
+    base = tmp_path_factory.mktemp("fused")
+    return model, export(model, base, ExportConfig(name="tiny", class_names=("a", "b", "c", "d")))
+
+
+@pytest.fixture(scope="session")
+def fused_saved(fused_export) -> Tf1SavedModel:
+    with Tf1SavedModel(fused_export[1]) as saved:
+        yield saved

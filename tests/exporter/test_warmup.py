@@ -1,0 +1,25 @@
+"""The warmup file is a TFRecord of PredictionLogs that replays against the export."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+
+def test_warmup_has_each_signature_at_two_batch_sizes_and_replays(fused_export, fused_saved):
+    path = fused_export[1] / "assets.extra" / "tf_serving_warmup_requests"
+    logs = []
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog()
+        log.ParseFromString(record.numpy())
+        logs.append(log)
+    seen = set()
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "tiny"
+        images = tf.make_ndarray(request.inputs["images"])
+        seen.add((request.model_spec.signature_name, images.shape[0]))
+        outputs = fused_saved.run(request.model_spec.signature_name, {"images": images})
+        assert all(np.isfinite(v).all() for v in outputs.values())
+    assert seen == {("serving_default", 1), ("serving_default", 8), ("explain", 1), ("explain", 8)}
