@@ -156,7 +156,9 @@ def mnist_data_path() -> Path:
         candidate = Path(location) / _DATA_RELATIVE_PATH
         if candidate.is_file():
             return candidate
-    searched = ", ".join(str(Path(p) / _DATA_RELATIVE_PATH) for p in spec.submodule_search_locations)
+    searched = ", ".join(
+        str(Path(p) / _DATA_RELATIVE_PATH) for p in spec.submodule_search_locations
+    )
     raise MnistUnavailableError(
         f"An 'mnist' package is installed but has no {_DATA_RELATIVE_PATH} (looked at "
         f"{searched}); it is not the {MNIST_WHEEL} wheel: {hint}."
@@ -182,8 +184,7 @@ def _check_split(name: str, split: Any, expected_size: int | None) -> tuple[np.n
         )
     if expected_size is not None and images.shape[0] != expected_size:
         raise ValueError(
-            f"MNIST split '{name}': expected {expected_size} examples, "
-            f"received {images.shape[0]}."
+            f"MNIST split '{name}': expected {expected_size} examples, received {images.shape[0]}."
         )
     images = images.astype(np.float32, copy=False).reshape((-1, *IMAGE_SHAPE))
     return images, labels.astype(np.int64, copy=False)
