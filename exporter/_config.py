@@ -32,7 +32,8 @@ class VerificationConfig:
         saliency_atol: Absolute tolerance, exported saliency vs the eager reference (maps
             are in [0, 1]).
         fd_positions: Input positions checked against central finite differences.
-        fd_epsilon: Step of the central differences, in input units.
+        fd_epsilon: Largest step of the central differences, in input units (eps/10 and
+            eps/100 are tried too, since a step across a ReLU kink measures another piece).
         fd_rtol: Tolerance of the finite-difference check, relative to the largest
             gradient magnitude of the example.
         sample_range: Range [low, high] of the uniform random sample inputs.
