@@ -112,7 +112,9 @@ class SaliencyExporter:
                 f"has {self.head.num_classes} classes."
             )
         self._check_named_head()
-        self.signatures = build_signatures(self.head, self.input_shape, self.config.reduction)
+        self.signatures = build_signatures(
+            self.head, self.input_shape, self.config.reduction, self.config.methods
+        )
 
     def _check_named_head(self) -> None:
         """For a --logits-layer override, the logits must line up with the model's classes."""
@@ -148,13 +150,17 @@ class SaliencyExporter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.archive().write_out(str(export_dir), verbose=False)
+        default = {c.TARGET_CLASS: np.array([c.TARGET_CLASS_DEFAULT], np.int32)}
         record_signature_defaults(
-            export_dir, {c.EXPLAIN: {c.TARGET_CLASS: np.array([c.TARGET_CLASS_DEFAULT], np.int32)}}
+            export_dir, {name: default for name in self.signatures if name != c.SERVING_DEFAULT}
         )
         write_warmup_requests(
             export_dir,
             model_name=self.config.name,
-            signature_inputs={name: (c.IMAGES,) for name in self.signatures},
+            signature_inputs={
+                name: tuple(spec.name for spec in function.input_signature)
+                for name, function in self.signatures.items()
+            },
             input_shape=self.input_shape,
             batch_sizes=self.config.warmup_batch_sizes,
             seed=self.config.verification.seed,

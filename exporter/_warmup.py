@@ -27,13 +27,15 @@ def write_warmup_requests(
 ) -> Path:
     """Writes one PredictRequest per signature and batch size as a TFRecord of PredictionLogs.
 
-    Only the `images` input is sent; optional inputs are left to their defaults, which
-    also exercises the defaults path at load time.
+    Every input is sent with one value per image (`target_class` as -1, "the predicted
+    class"): with `--enable_batching`, TF Serving concatenates warmup requests like any
+    other, and a length-1 default would not concatenate with a batch of 8.
 
     Args:
         export_dir: The SavedModel directory.
         model_name: `model_spec.name` of the requests.
-        signature_inputs: signature name → its input aliases (only `images` is filled).
+        signature_inputs: signature name → its input aliases (`images`, and optionally
+            `target_class`).
         input_shape: (H, W, C).
         batch_sizes: e.g. (1, 8).
         seed: For the random images.
@@ -55,6 +57,9 @@ def write_warmup_requests(
                     model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
                 )
                 request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+                if "target_class" in signature_inputs[signature]:
+                    target = np.full((batch,), -1, np.int32)
+                    request.inputs["target_class"].CopyFrom(tf.make_tensor_proto(target))
                 log = prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request)
                 )

@@ -208,8 +208,10 @@ class ServingClient:
         Args:
             images: ``[H, W, C]`` or ``[batch, H, W, C]``, numeric; sent as float32.
             target_class: the class to explain, one for all images or one per image; ``None``
-                leaves it out of the request so the signature's default (``-1``: the
-                predicted class) applies.
+                (or ``-1``) explains each image's predicted class. It is always sent as one
+                value per image: TF Serving's request batching concatenates inputs along
+                the batch dimension, so a request relying on the signature's length-1
+                default would fail there once it holds more than one image.
             signature: ``"explain"`` or another explanation signature with the same outputs
                 (``"explain_smoothgrad"``, ``"explain_integrated_gradients"``, ...).
 
@@ -222,9 +224,8 @@ class ServingClient:
                 output of the contract is missing.
         """
         batch = _inputs.as_image_batch(images)
-        inputs = {"images": batch}
-        if target_class is not None:
-            inputs["target_class"] = _inputs.as_target_class(target_class, batch.shape[0])
+        requested = -1 if target_class is None else target_class
+        inputs = {"images": batch, "target_class": _inputs.as_target_class(requested, batch.shape[0])}
         outputs, spec = self._predict(inputs, signature, None)
         required = _take(outputs, _EXPLANATION_OUTPUTS, signature)
         extras = {key: value for key, value in outputs.items() if key not in required}

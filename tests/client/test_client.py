@@ -50,10 +50,13 @@ def test_explain_decodes_tensor_content_outputs(client):
     assert dict(explanation.extras) == {}
 
 
-def test_explain_without_target_class_omits_it_from_the_request(client, official, serving):
+def test_explain_without_target_class_sends_minus_one_per_image(client, official, serving):
+    # One value per image (not the signature's length-1 default), so the request survives
+    # TF Serving's request batching, which concatenates every input along dimension 0.
     client.explain(images(2))
     request = last_request(official, serving)
-    assert set(request.inputs) == {"images"}
+    assert set(request.inputs) == {"images", "target_class"}
+    np.testing.assert_array_equal(official.tf.make_ndarray(request.inputs["target_class"]), [-1, -1])
     assert request.model_spec.signature_name == "explain"
 
 
