@@ -1,0 +1,119 @@
+"""saliency-serving benchmarks: ``python -m tests.benchmarks --workdir build/bench`` (``make bench``).
+
+What is measured (the MNIST demo CNN with random weights, random inputs in [0, 1)):
+
+* **exporter** — in one process, per-call p50 through the exported SavedModel loaded with the
+  TF1 session loader (`exporter.Tf1SavedModel`, TF Serving's loading path): `explain` vs
+  `serving_default` at batch 1, 32, 256; and the hand-written eager recipe (GradientTape over the
+  Keras model's probabilities, numpy max-abs + min-max) on the same model and inputs.
+  Targets: explain/predict <= 2.5x at batch 32 and 256; explain >= 5x faster than eager at batch 1.
+* **serving** — the bundled server as a subprocess on 127.0.0.1 (`python -m model_server`, free
+  ports); `explain` via `serving_client.ServingClient` (gRPC) and via REST (`http.client`,
+  keep-alive, JSON `instances`) against the in-process session call at the same batch (1 and 32).
+  Target: gRPC adds <= 1.5 ms at p50, batch 1.
+
+Variants are interleaved call by call (rotating order) after a warmup, so load spikes on a noisy
+machine hit every variant alike; ratios come from the same run. Nothing is asserted: targets are
+reported PASS/MISS and the process exits 0 unless a benchmark fails to run.
+
+Output: the tables on stdout and ``WORKDIR/results.json`` (all percentiles, the targets, the
+machine); the export lives in ``WORKDIR/models/mnist/1`` and the server's log in
+``WORKDIR/server.log``. Options: ``--only exporter|serving``. Takes about 2-3 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402 - the environment variable must be set before TensorFlow loads
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+BENCHMARKS = ("exporter", "serving")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks",
+        description="Benchmark the explain signature (in-process) and the serving path (gRPC, REST).",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("build/bench"),
+        help="export, server log and results.json go here (default: build/bench)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=BENCHMARKS,
+        action="append",
+        help="run only this benchmark (repeatable; default: all)",
+    )
+    return parser
+
+
+def _machine() -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the selected benchmarks, prints the report, writes results.json. Returns 0."""
+    args = _parser().parse_args(argv)
+    selected = args.only or list(BENCHMARKS)
+    workdir: Path = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    from tests.benchmarks import _fixture, _report
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": _machine()}
+    model = _fixture.build_model()
+    _say(f"exporting the MNIST CNN to {workdir / 'models' / _fixture.MODEL_NAME}")
+    export_dir = _fixture.export(model, workdir)
+    if "exporter" in selected:
+        from tests.benchmarks import bench_exporter
+
+        _say(
+            "exporter: predict / explain / eager at batch "
+            + ", ".join(map(str, bench_exporter.BATCHES))
+        )
+        results["exporter"] = bench_exporter.run(model, export_dir)
+    if "serving" in selected:
+        from tests.benchmarks import bench_serving
+
+        _say(
+            "serving: in-process / gRPC / REST explain at batch "
+            + ", ".join(map(str, bench_serving.BATCHES))
+        )
+        results["serving"] = bench_serving.run(export_dir, export_dir.parent, workdir)
+    results["seconds"] = time.perf_counter() - started
+
+    targets = _report.evaluate_targets(results)
+    results["targets"] = [t.as_dict() for t in targets]
+    print(_report.render(results, targets))
+    out = workdir / "results.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nWrote {out} ({results['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

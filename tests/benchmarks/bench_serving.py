@@ -1,0 +1,112 @@
+"""Issue "serving": what the network path adds to an `explain` call.
+
+The bundled server runs as a subprocess on 127.0.0.1; in this process three variants are
+interleaved call by call on the same images:
+
+- ``inproc``: `Tf1SavedModel.run("explain")` — the session call alone, no server;
+- ``grpc``: `serving_client.ServingClient.explain` (encode, Predict RPC, server-side validation
+  and `*_val` encoding, decode);
+- ``rest``: `POST /v1/models/mnist:predict` with `{"signature_name": "explain", "instances": ...}`
+  over one keep-alive `http.client` connection, JSON encoded and decoded per call;
+- ``grpc_floor``: `ServingClient.status()` (GetModelStatus), an RPC with next to no server work:
+  the transport's share of what gRPC adds.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.benchmarks._fixture import MODEL_NAME, random_images
+from tests.benchmarks._server_process import ServerProcess
+from tests.benchmarks._timing import interleaved
+
+__all__ = ["BATCHES", "RestExplainer", "run"]
+
+# batch → (timed calls per variant, warmup calls).
+BATCHES: dict[int, tuple[int, int]] = {1: (200, 10), 32: (50, 5)}
+
+
+class RestExplainer:
+    """Explain over TF Serving's REST API on one keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, port: int, model_name: str, timeout: float = 30.0) -> None:
+        self._connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self._path = f"/v1/models/{model_name}:predict"
+
+    def explain(self, images: np.ndarray) -> list[dict[str, Any]]:
+        """One request; every image with ``target_class`` -1 (REST needs defaulted inputs too).
+
+        Raises:
+            RuntimeError: The server answered with a status other than 200.
+        """
+        body = json.dumps(
+            {
+                "signature_name": "explain",
+                "instances": [{"images": image.tolist(), "target_class": -1} for image in images],
+            }
+        )
+        self._connection.request(
+            "POST", self._path, body=body, headers={"Content-Type": "application/json"}
+        )
+        response = self._connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"REST explain answered HTTP {response.status}: {payload[:300]!r}")
+        return json.loads(payload)["predictions"]
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self._connection.close()
+
+
+def run(export_dir: Path, base_path: Path, workdir: Path) -> dict[str, Any]:
+    """Starts the server on `base_path`, times inproc / grpc / rest at every batch in `BATCHES`.
+
+    Args:
+        export_dir: The SavedModel version the server will serve (loaded here for ``inproc``).
+        base_path: The model's base path (``--model_base_path``).
+        workdir: Where the server log goes.
+
+    Returns:
+        ``{"batches": {batch: {variant: Timing dict, "grpc_adds_ms": d, "rest_over_grpc": r}}}``
+        (``grpc_adds_ms``: gRPC p50 minus in-process p50).
+    """
+    from exporter import Tf1SavedModel
+    from serving_client import ServingClient
+
+    results: dict[str, Any] = {"batches": {}}
+    with (
+        Tf1SavedModel(export_dir) as loaded,
+        ServerProcess(MODEL_NAME, base_path, workdir / "server.log") as server,
+        ServingClient(server.grpc_target, MODEL_NAME, timeout=30.0) as client,
+    ):
+        assert server.rest_port is not None  # ServerProcess.start() guarantees it
+        rest = RestExplainer(server.rest_port, MODEL_NAME)
+        try:
+            for batch, (repetitions, warmup) in BATCHES.items():
+                images = random_images(batch, seed=1000 + batch)
+                timings = interleaved(
+                    {
+                        "inproc": functools.partial(loaded.run, "explain", {"images": images}),
+                        "grpc": functools.partial(client.explain, images),
+                        "rest": functools.partial(rest.explain, images),
+                        "grpc_floor": client.status,
+                    },
+                    repetitions,
+                    warmup,
+                )
+                results["batches"][batch] = {
+                    **{name: t.as_dict() for name, t in timings.items()},
+                    "grpc_adds_ms": timings["grpc"].p50_ms - timings["inproc"].p50_ms,
+                    "grpc_adds_p99_ms": timings["grpc"].p99_ms - timings["inproc"].p99_ms,
+                    "rest_over_grpc": timings["rest"].p50_ms / timings["grpc"].p50_ms,
+                }
+        finally:
+            rest.close()
+    return results
