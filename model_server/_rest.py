@@ -47,6 +47,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
+    # client's delayed ACK, adding ~40 ms to every keep-alive response (measured: 53 → 11 ms).
+    disable_nagle_algorithm = True
     timeout = 5  # idle keep-alive connections close, so shutdown never waits on them long
     server: _Server
     server_version = "saliency-serve"
