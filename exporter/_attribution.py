@@ -11,10 +11,14 @@ from collections.abc import Callable
 import tensorflow as tf
 
 __all__ = [
+    "chunked_weighted_gradients",
+    "gradient_at",
+    "integrated_gradients_points",
     "normalize_per_example",
     "reduce_channels",
     "resolve_target",
     "saliency_map",
+    "smoothgrad_points",
     "vanilla_gradient",
 ]
 
@@ -104,3 +108,113 @@ def vanilla_gradient(
         target = tf.stop_gradient(target_fn(logits))
         selected = tf.gather(logits, target, axis=1, batch_dims=1)
     return tape.gradient(selected, images), logits, target
+
+
+def gradient_at(
+    logits_fn: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor, target: tf.Tensor
+) -> tf.Tensor:
+    """d logit[target] / d images for a fixed target int32 [B]; returns [B,H,W,C]."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        selected = tf.gather(logits_fn(images), target, axis=1, batch_dims=1)
+    return tape.gradient(selected, images)
+
+
+# A point function maps copy indices int32 [k] to (inputs [k,B,H,W,C], weights float32 [k]).
+PointsFn = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+
+
+def chunked_weighted_gradients(
+    logits_fn: Callable[[tf.Tensor], tf.Tensor],
+    points_fn: PointsFn,
+    images: tf.Tensor,
+    target: tf.Tensor,
+    count: int,
+    chunk: int,
+) -> tf.Tensor:
+    """Σ_i weight_i · gradient(input_i) over `count` copies of each image, `chunk` at a time.
+
+    One `tf.while_loop` iteration evaluates `chunk` copies of the whole batch
+    ([chunk·B,H,W,C]), so peak memory is bounded by `chunk`, not by `count`. The loop
+    runs its iterations one after the other (`parallel_iterations=1`): otherwise TF
+    may run several chunks at once and memory grows again. Padding copies of the last
+    chunk have weight 0. Copy i's input depends only on i, so the result does not
+    depend on `chunk` (up to float summation order).
+
+    Args:
+        logits_fn: images → logits [N,K].
+        points_fn: Copy indices [k] → (inputs [k,B,H,W,C], weights [k]); indices ≥
+            `count` must get weight 0.
+        images: [B,H,W,C], for the shape of the result.
+        target: int32 [B], the class explained for every copy of an example.
+        count: Number of copies (Python int, fixed at export).
+        chunk: At most this many copies per step (Python int).
+
+    Returns:
+        float32 [B,H,W,C].
+    """
+    steps = -(-count // max(1, chunk))
+    # Same number of steps, chunks as even as possible: 65 copies by 32 → 3 × 22, not 3 × 32.
+    chunk = -(-count // steps)
+    targets = tf.tile(target, [chunk])  # copy-major, matching the [k·B] reshape below
+
+    def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        indices = step * chunk + tf.range(chunk, dtype=tf.int32)
+        inputs, weights = points_fn(indices)
+        shape = tf.shape(inputs)
+        flat = tf.reshape(inputs, tf.concat([[-1], shape[2:]], axis=0))
+        gradients = tf.reshape(gradient_at(logits_fn, flat, targets), shape)
+        weighted = tf.tensordot(weights, gradients, axes=[[0], [0]])
+        return step + 1, total + weighted
+
+    zero = tf.zeros_like(images)
+    _, total = tf.while_loop(
+        lambda step, _: step < steps,
+        body,
+        (tf.constant(0, tf.int32), zero),
+        parallel_iterations=1,
+        maximum_iterations=steps,
+    )
+    return total
+
+
+def smoothgrad_points(
+    images: tf.Tensor, samples: int, sigma: float, seed: int
+) -> PointsFn:
+    """SmoothGrad copies (Smilkov et al. 2017): x + N(0, σ²), weights 1/n.
+
+    Copy i's noise is `stateless_normal([H,W,C], seed=[seed, i])`: the same for every
+    example and every request, so an image's map depends only on the image.
+    """
+    pixel_shape = tf.shape(images)[1:]
+
+    def points(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        noise = tf.map_fn(
+            lambda i: tf.random.stateless_normal(pixel_shape, seed=tf.stack([seed, i])),
+            indices,
+            fn_output_signature=tf.float32,
+        )
+        inputs = images[None] + sigma * noise[:, None]
+        weights = tf.where(indices < samples, 1.0 / samples, 0.0)
+        return inputs, weights
+
+    return points
+
+
+def integrated_gradients_points(
+    images: tf.Tensor, baseline: tf.Tensor, steps: int
+) -> PointsFn:
+    """Integrated Gradients path points (Sundararajan et al. 2017), trapezoidal rule.
+
+    Points x' + (i/m)(x − x') for i = 0..m, weights 1/m with the two endpoints halved:
+    m + 1 gradient evaluations, exact for logits linear in the input.
+    """
+
+    def points(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        alphas = tf.cast(indices, tf.float32) / steps
+        inputs = baseline + alphas[:, None, None, None, None] * (images - baseline)[None]
+        end = tf.logical_or(tf.equal(indices, 0), tf.equal(indices, steps))
+        weights = tf.where(end, 0.5 / steps, 1.0 / steps)
+        return inputs, tf.where(indices <= steps, weights, 0.0)
+
+    return points

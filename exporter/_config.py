@@ -15,10 +15,58 @@ from typing import Any
 
 from exporter._errors import ConfigError
 
-__all__ = ["REDUCTIONS", "ExportConfig", "VerificationConfig", "load_config"]
+__all__ = ["METHODS", "REDUCTIONS", "ExportConfig", "MethodsConfig", "VerificationConfig", "load_config"]
 
 #: Channel reductions for the saliency map (gradient [H,W,C] → map [H,W]).
 REDUCTIONS: tuple[str, ...] = ("max_abs", "max", "sum_abs", "l2")
+
+#: Explanation methods that can be exported; `vanilla` (the `explain` signature) always is.
+METHODS: tuple[str, ...] = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input")
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodsConfig:
+    """Which explanation signatures are exported, and their parameters (fixed at export).
+
+    Attributes:
+        enabled: Methods to export, from `METHODS`; `vanilla` is added if missing.
+        internal_batch: SmoothGrad/IG evaluate this many copies of each image per
+            in-graph step, so peak memory is O(batch × internal_batch), whatever the
+            sample or step count.
+        smoothgrad_samples: n, the noisy copies averaged by SmoothGrad.
+        smoothgrad_noise: σ as a fraction of the input range (0 gives vanilla gradients).
+        smoothgrad_input_range: (low, high) of the model's inputs; σ = noise × (high − low).
+        smoothgrad_seed: Seed of the stateless noise (same request → same answer).
+        ig_steps: m, the integration intervals of Integrated Gradients (trapezoidal rule,
+            m + 1 gradient evaluations).
+        ig_baseline: The constant baseline image value (0 = black).
+    """
+
+    enabled: tuple[str, ...] = ("vanilla",)
+    internal_batch: int = 32
+    smoothgrad_samples: int = 16
+    smoothgrad_noise: float = 0.15
+    smoothgrad_input_range: tuple[float, float] = (0.0, 1.0)
+    smoothgrad_seed: int = 0
+    ig_steps: int = 64
+    ig_baseline: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.enabled if m not in METHODS]
+        if unknown:
+            raise ConfigError(
+                f"Unknown explanation method {unknown[0]!r}; expected some of {', '.join(METHODS)}."
+            )
+        # vanilla first and always; order otherwise as in METHODS, no duplicates.
+        object.__setattr__(self, "enabled", tuple(m for m in METHODS if m in ("vanilla", *self.enabled)))
+        for key in ("internal_batch", "smoothgrad_samples", "ig_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1; received {getattr(self, key)}.")
+        if not (math.isfinite(self.smoothgrad_noise) and self.smoothgrad_noise >= 0):
+            raise ConfigError(f"smoothgrad.noise must be a finite number >= 0; received {self.smoothgrad_noise}.")
+        low, high = self.smoothgrad_input_range
+        if not low < high:
+            raise ConfigError(f"smoothgrad.input_range must be [low, high] with low < high; received {[low, high]}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +111,7 @@ class ExportConfig:
         reduction: Channel reduction of the saliency map, one of `REDUCTIONS`.
         warmup_batch_sizes: Batch sizes of the warmup requests written per signature.
         verification: Verification settings.
+        methods: Which explanation signatures are exported, and their parameters.
     """
 
     name: str = "model"
@@ -72,6 +121,7 @@ class ExportConfig:
     reduction: str = "max_abs"
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
     verification: VerificationConfig = dataclasses.field(default_factory=VerificationConfig)
+    methods: MethodsConfig = dataclasses.field(default_factory=MethodsConfig)
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -152,7 +202,9 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
         ConfigError: On an unknown key, a wrong type or an invalid value; the message
             names the key.
     """
-    _check_keys("", data, {"model", "saliency", "warmup", "verification"})
+    _check_keys(
+        "", data, {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients"}
+    )
     kwargs: dict[str, Any] = {}
 
     model = _table(data, "model")
@@ -198,7 +250,52 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
         else:
             vkwargs[key] = _float(full, value)
     kwargs["verification"] = VerificationConfig(**vkwargs)
+    kwargs["methods"] = _methods_from_mapping(data)
     return ExportConfig(**kwargs)
+
+
+def _range(key: str, value: Any) -> tuple[float, float]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or not value[0] < value[1]
+    ):
+        raise ConfigError(f"{key} must be [low, high] with low < high; received {value!r}.")
+    return (float(value[0]), float(value[1]))
+
+
+def _methods_from_mapping(data: Mapping[str, Any]) -> MethodsConfig:
+    """Tables `[methods]`, `[smoothgrad]` and `[integrated_gradients]` → `MethodsConfig`."""
+    kwargs: dict[str, Any] = {}
+    methods = _table(data, "methods")
+    _check_keys("methods", methods, {"enabled", "internal_batch"})
+    if "enabled" in methods:
+        kwargs["enabled"] = _str_list("methods.enabled", methods["enabled"])
+    if "internal_batch" in methods:
+        kwargs["internal_batch"] = _int("methods.internal_batch", methods["internal_batch"], minimum=1)
+
+    smoothgrad = _table(data, "smoothgrad")
+    _check_keys("smoothgrad", smoothgrad, {"samples", "noise", "input_range", "seed"})
+    if "samples" in smoothgrad:
+        kwargs["smoothgrad_samples"] = _int("smoothgrad.samples", smoothgrad["samples"], minimum=1)
+    if "noise" in smoothgrad:
+        noise = _float("smoothgrad.noise", smoothgrad["noise"], positive=False)
+        if noise < 0:
+            raise ConfigError(f"smoothgrad.noise must be >= 0; received {noise}.")
+        kwargs["smoothgrad_noise"] = noise
+    if "input_range" in smoothgrad:
+        kwargs["smoothgrad_input_range"] = _range("smoothgrad.input_range", smoothgrad["input_range"])
+    if "seed" in smoothgrad:
+        kwargs["smoothgrad_seed"] = _int("smoothgrad.seed", smoothgrad["seed"])
+
+    ig = _table(data, "integrated_gradients")
+    _check_keys("integrated_gradients", ig, {"steps", "baseline"})
+    if "steps" in ig:
+        kwargs["ig_steps"] = _int("integrated_gradients.steps", ig["steps"], minimum=1)
+    if "baseline" in ig:
+        kwargs["ig_baseline"] = _float("integrated_gradients.baseline", ig["baseline"], positive=False)
+    return MethodsConfig(**kwargs)
 
 
 def load_config(path: str | Path) -> ExportConfig:

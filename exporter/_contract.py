@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 __all__ = [
+    "APPROXIMATION_ERROR",
+    "ATTRIBUTIONS",
     "EXPLAIN",
+    "EXPLAIN_GRADIENT_X_INPUT",
+    "EXPLAIN_INTEGRATED_GRADIENTS",
     "EXPLAIN_OUTPUTS",
+    "EXPLAIN_SIGNATURES",
+    "EXPLAIN_SMOOTHGRAD",
+    "IG_OUTPUTS",
     "IMAGES",
     "PREDICT_OUTPUTS",
     "SERVING_DEFAULT",
@@ -14,6 +21,16 @@ __all__ = [
 
 SERVING_DEFAULT = "serving_default"
 EXPLAIN = "explain"
+EXPLAIN_SMOOTHGRAD = "explain_smoothgrad"
+EXPLAIN_INTEGRATED_GRADIENTS = "explain_integrated_gradients"
+EXPLAIN_GRADIENT_X_INPUT = "explain_gradient_x_input"
+#: Export method name (config `[methods] enabled`, CLI `--methods`) → signature name.
+EXPLAIN_SIGNATURES = {
+    "vanilla": EXPLAIN,
+    "smoothgrad": EXPLAIN_SMOOTHGRAD,
+    "integrated_gradients": EXPLAIN_INTEGRATED_GRADIENTS,
+    "gradient_x_input": EXPLAIN_GRADIENT_X_INPUT,
+}
 
 IMAGES = "images"
 TARGET_CLASS = "target_class"
@@ -24,6 +41,11 @@ LOGITS = "logits"
 PROBABILITIES = "probabilities"
 PREDICTED_CLASS = "predicted_class"
 SALIENCY = "saliency"
+#: Integrated Gradients only: signed (x − baseline) × mean path gradient, [B,H,W,C].
+ATTRIBUTIONS = "attributions"
+#: Integrated Gradients only: |Σ attributions − Δlogit| / |Δlogit| per example, [B].
+APPROXIMATION_ERROR = "approximation_error"
 
 PREDICT_OUTPUTS = (LOGITS, PROBABILITIES, PREDICTED_CLASS)
 EXPLAIN_OUTPUTS = (*PREDICT_OUTPUTS, TARGET_CLASS, SALIENCY)
+IG_OUTPUTS = (*EXPLAIN_OUTPUTS, ATTRIBUTIONS, APPROXIMATION_ERROR)

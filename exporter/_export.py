@@ -208,6 +208,7 @@ class SaliencyExporter:
                 logits_layer=self.config.logits_layer,
                 model_outputs_probabilities=self.model_outputs_probabilities,
                 samples=samples,
+                methods=self.config.methods,
             )
             report = build_report(
                 export={
@@ -215,6 +216,7 @@ class SaliencyExporter:
                     "version": version,
                     "path": str((base_dir / str(version)).resolve()),
                     "reduction": self.config.reduction,
+                    "methods": dataclasses.asdict(self.config.methods),
                     "warmup_file": str(WARMUP_FILE),
                     "warmup_batch_sizes": list(self.config.warmup_batch_sizes),
                     "class_names": list(self.config.class_names) if self.config.class_names else None,

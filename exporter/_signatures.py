@@ -5,7 +5,16 @@ from __future__ import annotations
 import tensorflow as tf
 
 from exporter import _contract as c
-from exporter._attribution import resolve_target, saliency_map, vanilla_gradient
+from exporter._attribution import (
+    chunked_weighted_gradients,
+    gradient_at,
+    integrated_gradients_points,
+    resolve_target,
+    saliency_map,
+    smoothgrad_points,
+    vanilla_gradient,
+)
+from exporter._config import MethodsConfig
 from exporter._logits import LogitsHead
 
 __all__ = ["build_signatures"]
@@ -25,14 +34,18 @@ def _prediction(head: LogitsHead, logits: tf.Tensor) -> dict[str, tf.Tensor]:
 
 
 def build_signatures(
-    head: LogitsHead, input_shape: tuple[int, int, int], reduction: str
+    head: LogitsHead,
+    input_shape: tuple[int, int, int],
+    reduction: str,
+    methods: MethodsConfig | None = None,
 ) -> dict[str, tf.types.experimental.PolymorphicFunction]:
-    """Builds `serving_default` and `explain`.
+    """Builds `serving_default`, `explain` and the other enabled explanation signatures.
 
     Args:
         head: Where the logits come from.
         input_shape: (H, W, C) of one image.
         reduction: Channel reduction of the saliency map.
+        methods: Extra methods and their parameters; only `explain` by default.
 
     Returns:
         Signature name → `tf.function` with a fixed input signature (batch dynamic).
@@ -57,4 +70,77 @@ def build_signatures(
         outputs[c.SALIENCY] = saliency_map(gradient, reduction)
         return outputs
 
-    return {c.SERVING_DEFAULT: serving_default, c.EXPLAIN: explain}
+    functions = {c.SERVING_DEFAULT: serving_default, c.EXPLAIN: explain}
+    methods = methods or MethodsConfig()
+
+    def clean_pass(images: tf.Tensor, target_class: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Logits of the unperturbed images and the resolved target (one forward pass)."""
+        logits = head.logits_fn(images)
+        outputs = _prediction(head, logits)
+        target = resolve_target(target_class, outputs[c.PREDICTED_CLASS], num_classes)
+        outputs[c.TARGET_CLASS] = target
+        return logits, outputs
+
+    if "smoothgrad" in methods.enabled:
+        low, high = methods.smoothgrad_input_range
+        sigma = methods.smoothgrad_noise * (high - low)
+
+        @tf.function(input_signature=[images_spec, target_spec], autograph=False)
+        def explain_smoothgrad(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
+            images = _finite(images)
+            _, outputs = clean_pass(images, target_class)
+            gradient = chunked_weighted_gradients(
+                head.logits_fn,
+                smoothgrad_points(images, methods.smoothgrad_samples, sigma, methods.smoothgrad_seed),
+                images,
+                outputs[c.TARGET_CLASS],
+                methods.smoothgrad_samples,
+                methods.internal_batch,
+            )
+            outputs[c.SALIENCY] = saliency_map(gradient, reduction)
+            return outputs
+
+        functions[c.EXPLAIN_SMOOTHGRAD] = explain_smoothgrad
+
+    if "integrated_gradients" in methods.enabled:
+        steps = methods.ig_steps
+
+        @tf.function(input_signature=[images_spec, target_spec], autograph=False)
+        def explain_integrated_gradients(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
+            images = _finite(images)
+            logits, outputs = clean_pass(images, target_class)
+            target = outputs[c.TARGET_CLASS]
+            baseline = tf.fill(tf.shape(images), tf.constant(methods.ig_baseline, tf.float32))
+            mean_gradient = chunked_weighted_gradients(
+                head.logits_fn,
+                integrated_gradients_points(images, baseline, steps),
+                images,
+                target,
+                steps + 1,
+                methods.internal_batch,
+            )
+            attributions = (images - baseline) * mean_gradient
+            # One baseline image serves the whole batch: it is the same constant for all.
+            baseline_logits = head.logits_fn(baseline[:1])[0]
+            delta = tf.gather(logits, target, axis=1, batch_dims=1) - tf.gather(baseline_logits, target)
+            total = tf.reduce_sum(attributions, axis=[1, 2, 3])
+            outputs[c.ATTRIBUTIONS] = attributions
+            outputs[c.APPROXIMATION_ERROR] = tf.math.divide_no_nan(tf.abs(total - delta), tf.abs(delta))
+            outputs[c.SALIENCY] = saliency_map(attributions, reduction)
+            return outputs
+
+        functions[c.EXPLAIN_INTEGRATED_GRADIENTS] = explain_integrated_gradients
+
+    if "gradient_x_input" in methods.enabled:
+
+        @tf.function(input_signature=[images_spec, target_spec], autograph=False)
+        def explain_gradient_x_input(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
+            images = _finite(images)
+            _, outputs = clean_pass(images, target_class)
+            gradient = gradient_at(head.logits_fn, images, outputs[c.TARGET_CLASS])
+            outputs[c.SALIENCY] = saliency_map(gradient * images, reduction)
+            return outputs
+
+        functions[c.EXPLAIN_GRADIENT_X_INPUT] = explain_gradient_x_input
+
+    return functions

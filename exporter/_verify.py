@@ -18,9 +18,15 @@ import keras
 import numpy as np
 
 from exporter import _contract as c
-from exporter._config import VerificationConfig
+from exporter._config import MethodsConfig, VerificationConfig
 from exporter._errors import VerificationError
-from exporter._reference import LogitsCopy, reference_explain
+from exporter._reference import (
+    LogitsCopy,
+    reference_explain,
+    reference_gradient_x_input,
+    reference_integrated_gradients,
+    reference_smoothgrad,
+)
 from exporter._tf1 import Tf1SavedModel
 
 __all__ = ["check_contract", "verify_export"]
@@ -44,9 +50,27 @@ _EXPECTED = {
 }
 
 
-def check_contract(signature_defs: dict[str, Any]) -> None:
-    """Raises VerificationError unless the SignatureDefs follow the documented contract."""
-    for name, (inputs, outputs) in _EXPECTED.items():
+_EXPLAIN_OUTPUT_TYPES = _EXPECTED[c.EXPLAIN][1]
+_METHOD_EXPECTED = {
+    c.EXPLAIN_SMOOTHGRAD: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
+    c.EXPLAIN_GRADIENT_X_INPUT: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
+    c.EXPLAIN_INTEGRATED_GRADIENTS: (
+        _EXPECTED[c.EXPLAIN][0],
+        {**_EXPLAIN_OUTPUT_TYPES, c.ATTRIBUTIONS: _DT_FLOAT, c.APPROXIMATION_ERROR: _DT_FLOAT},
+    ),
+}
+
+
+def check_contract(signature_defs: dict[str, Any], methods: MethodsConfig | None = None) -> None:
+    """Raises VerificationError unless the SignatureDefs follow the documented contract.
+
+    Args:
+        signature_defs: Signature name → SignatureDef.
+        methods: The exported methods; their signatures are checked too.
+    """
+    enabled = {c.EXPLAIN_SIGNATURES[m] for m in (methods or MethodsConfig()).enabled}
+    expected = {**_EXPECTED, **{k: v for k, v in _METHOD_EXPECTED.items() if k in enabled}}
+    for name, (inputs, outputs) in expected.items():
         if name not in signature_defs:
             raise VerificationError(
                 f"Signature {name!r} is missing; found {sorted(signature_defs)}."
@@ -58,9 +82,9 @@ def check_contract(signature_defs: dict[str, Any]) -> None:
                 raise VerificationError(
                     f"Signature {name!r} {kind}s: expected {expected} (alias → DataType); received {got}."
                 )
-    defaults = signature_defs[c.EXPLAIN].defaults
-    if c.TARGET_CLASS not in defaults:
-        raise VerificationError("Signature 'explain' does not record a default for target_class.")
+    for name in sorted(enabled):
+        if c.TARGET_CLASS not in signature_defs[name].defaults:
+            raise VerificationError(f"Signature {name!r} does not record a default for target_class.")
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -123,6 +147,7 @@ def verify_export(
     logits_layer: str | None = None,
     model_outputs_probabilities: bool = True,
     samples: np.ndarray | None = None,
+    methods: MethodsConfig | None = None,
 ) -> dict[str, Any]:
     """Verifies the SavedModel at `export_dir` against `model`.
 
@@ -137,6 +162,9 @@ def verify_export(
             (else with the softmax of the reference logits).
         samples: Optional sample inputs [N,H,W,C]; random uniform in
             `config.sample_range` otherwise.
+        methods: The exported explanation methods; each extra signature is compared
+            with its eager reference (`saliency`, and for IG `attributions` and
+            `approximation_error`), for the predicted and for another class.
 
     Returns:
         The verification figures (for the report).
@@ -158,7 +186,7 @@ def verify_export(
 
     figures: dict[str, Any] = {"samples": int(samples.shape[0])}
     with Tf1SavedModel(export_dir) as saved:
-        check_contract(saved.signature_defs)
+        check_contract(saved.signature_defs, methods)
         predict = saved.run(c.SERVING_DEFAULT, {c.IMAGES: samples})
         explain = saved.run(c.EXPLAIN, {c.IMAGES: samples})
         explain_other = saved.run(c.EXPLAIN, {c.IMAGES: samples, c.TARGET_CLASS: other})
@@ -195,6 +223,8 @@ def verify_export(
         fd = _finite_differences(
             saved, samples[0], int(reference["target_class"][0]), reference["gradient"][0], config
         )
+        if methods is not None:
+            figures["methods"] = _verify_methods(saved, copy, samples, other, reduction, methods, config)
     figures["finite_differences"] = fd
     figures["finite_differences_tolerance"] = config.fd_rtol
     if not fd["max_error_relative_to_max_gradient"] <= config.fd_rtol:
@@ -203,4 +233,61 @@ def verify_export(
             f"max error {fd['max_error_relative_to_max_gradient']:.3g} of the largest gradient "
             f"exceeds {config.fd_rtol:.3g} (steps {fd['epsilons']})."
         )
+    return figures
+
+
+def _references(copy: LogitsCopy, samples: np.ndarray, target: np.ndarray | None, reduction: str, methods: MethodsConfig) -> dict[str, dict[str, np.ndarray]]:
+    low, high = methods.smoothgrad_input_range
+    builders = {
+        c.EXPLAIN_SMOOTHGRAD: lambda: reference_smoothgrad(
+            copy, samples, target, reduction, samples=methods.smoothgrad_samples,
+            sigma=methods.smoothgrad_noise * (high - low), seed=methods.smoothgrad_seed,
+        ),
+        c.EXPLAIN_INTEGRATED_GRADIENTS: lambda: reference_integrated_gradients(
+            copy, samples, target, reduction, steps=methods.ig_steps, baseline=methods.ig_baseline
+        ),
+        c.EXPLAIN_GRADIENT_X_INPUT: lambda: reference_gradient_x_input(copy, samples, target, reduction),
+    }
+    enabled = {c.EXPLAIN_SIGNATURES[m] for m in methods.enabled}
+    return {name: build() for name, build in builders.items() if name in enabled}
+
+
+def _verify_methods(
+    saved: Tf1SavedModel,
+    copy: LogitsCopy,
+    samples: np.ndarray,
+    other: np.ndarray,
+    reduction: str,
+    methods: MethodsConfig,
+    config: VerificationConfig,
+) -> dict[str, Any]:
+    """Each extra explanation signature vs its eager reference; returns the figures."""
+    figures: dict[str, Any] = {}
+    for target in (None, other):
+        label = "predicted_class" if target is None else "other_class"
+        feed = {c.IMAGES: samples} if target is None else {c.IMAGES: samples, c.TARGET_CLASS: target}
+        for name, ref in _references(copy, samples, target, reduction, methods).items():
+            out = saved.run(name, feed)
+            if not np.array_equal(out[c.TARGET_CLASS], ref["target_class"]):
+                raise VerificationError(
+                    f"{name} explained classes {out[c.TARGET_CLASS].tolist()}; expected "
+                    f"{ref['target_class'].tolist()} ({label})."
+                )
+            checks = [("saliency", _max_abs_diff(out[c.SALIENCY], ref["saliency"]), config.saliency_atol)]
+            if c.ATTRIBUTIONS in ref:
+                scale = max(float(np.max(np.abs(ref["attributions"]))), 1e-12)
+                checks.append(
+                    ("attributions_relative", _max_abs_diff(out[c.ATTRIBUTIONS], ref["attributions"]) / scale, config.saliency_atol)
+                )
+                checks.append(
+                    ("approximation_error", _max_abs_diff(out[c.APPROXIMATION_ERROR], ref["approximation_error"]), config.saliency_atol)
+                )
+                figures.setdefault(name, {})[f"approximation_error_max_{label}"] = float(np.max(out[c.APPROXIMATION_ERROR]))
+            for check, value, tolerance in checks:
+                figures.setdefault(name, {})[f"{check}_{label}_max_abs_diff"] = value
+                if not value <= tolerance:
+                    raise VerificationError(
+                        f"{name} does not match its eager reference: max |{check} difference| = "
+                        f"{value:.3g} exceeds the tolerance {tolerance:.3g} ({label})."
+                    )
     return figures

@@ -7,6 +7,7 @@ stdout, so scripts can do `path=$(saliency-export ... | tail -1)`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML export config (see configs/export.toml)")
     parser.add_argument("--report", help="also write the JSON export report to this file")
     parser.add_argument("--logits-layer", help="the layer whose output are the logits (overrides detection)")
+    parser.add_argument(
+        "--methods",
+        help="comma-separated explanation methods to export (vanilla is always exported): "
+        "vanilla,smoothgrad,integrated_gradients,gradient_x_input; overrides [methods] enabled",
+    )
     parser.add_argument(
         "--unsafe-deserialization",
         action="store_true",
@@ -53,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["name"] = args.name
         if args.logits_layer:
             overrides["logits_layer"] = args.logits_layer
+        if args.methods:
+            enabled = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            overrides["methods"] = dataclasses.replace(config.methods, enabled=enabled)
         config = config.replace(**overrides) if overrides else config
         if args.unsafe_deserialization:
             logging.getLogger("exporter").warning(
