@@ -4,7 +4,7 @@
 ...     explanation = client.explain(images)
 """
 
-from ._client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient
+from ._client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient, signature_for
 from ._codec import decode as decode_tensor
 from ._codec import encode as encode_tensor
 from ._exceptions import (
@@ -20,6 +20,7 @@ from ._exceptions import (
     UnexpectedResponseError,
 )
 from ._results import (
+    METHODS,
     Explanation,
     ModelMetadata,
     ModelVersionStatus,
@@ -30,6 +31,7 @@ from ._results import (
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "METHODS",
     "ClientClosedError",
     "DeadlineExceededError",
     "Explanation",
@@ -49,4 +51,5 @@ __all__ = [
     "UnexpectedResponseError",
     "decode_tensor",
     "encode_tensor",
+    "signature_for",
 ]

@@ -21,6 +21,7 @@ from ._exceptions import (
     from_rpc_error,
 )
 from ._results import (
+    METHODS,
     Explanation,
     ModelMetadata,
     ModelVersionStatus,
@@ -201,7 +202,8 @@ class ServingClient:
         images: Any,
         target_class: int | Sequence[int] | np.ndarray | None = None,
         *,
-        signature: str = "explain",
+        method: str | None = None,
+        signature: str | None = None,
     ) -> Explanation:
         """Classify images and get a saliency map for each, in one call.
 
@@ -212,24 +214,51 @@ class ServingClient:
                 value per image: TF Serving's request batching concatenates inputs along
                 the batch dimension, so a request relying on the signature's length-1
                 default would fail there once it holds more than one image.
-            signature: ``"explain"`` or another explanation signature with the same outputs
-                (``"explain_smoothgrad"``, ``"explain_integrated_gradients"``, ...).
+            method: the explanation method, a key of :data:`serving_client.METHODS`
+                (``"vanilla"``, ``"smoothgrad"``, ``"integrated_gradients"``,
+                ``"gradient_x_input"``, ``"gradcam"``); default ``"vanilla"``. Which ones a
+                model offers: :meth:`methods`.
+            signature: call this signature by name instead (any explanation signature with
+                the same outputs). Given together with ``method``, both must name the same
+                signature.
 
         Returns:
-            An :class:`Explanation`; outputs beyond the contract are in ``extras``.
+            An :class:`Explanation`; outputs beyond the contract are in ``extras``, and IG's
+            ``attributions`` / ``approximation_error`` also in the typed fields of that name.
 
         Raises:
-            TypeError, ValueError: for malformed images or target classes.
-            ServingError: a subclass for each gRPC failure; UnexpectedResponseError if an
+            TypeError, ValueError: for malformed images or target classes, an unknown
+                ``method``, or a ``method`` and ``signature`` that disagree.
+            ServingError: a subclass for each gRPC failure (FailedPreconditionError when the
+                model was exported without that method); UnexpectedResponseError if an
                 output of the contract is missing.
         """
+        signature = signature_for(method, signature)
         batch = _inputs.as_image_batch(images)
         requested = -1 if target_class is None else target_class
         inputs = {"images": batch, "target_class": _inputs.as_target_class(requested, batch.shape[0])}
         outputs, spec = self._predict(inputs, signature, None)
         required = _take(outputs, _EXPLANATION_OUTPUTS, signature)
         extras = {key: value for key, value in outputs.items() if key not in required}
-        return Explanation(**required, **spec, extras=extras)
+        return Explanation(
+            **required,
+            **spec,
+            extras=extras,
+            attributions=extras.get("attributions"),
+            approximation_error=extras.get("approximation_error"),
+        )
+
+    def methods(self) -> tuple[str, ...]:
+        """The explanation methods the served model offers (from its metadata).
+
+        Returns:
+            Keys of :data:`serving_client.METHODS` whose signature the model has, in that
+            order (``"vanilla"`` first for every saliency-serving export).
+
+        Raises:
+            ServingError: a subclass for each gRPC failure.
+        """
+        return self.metadata().methods
 
     def raw_predict(
         self,
@@ -400,6 +429,34 @@ class ServingClient:
             raise ClientClosedError(
                 f"This ServingClient for {self.target!r} is closed; create a new one."
             )
+
+
+def signature_for(method: str | None, signature: str | None = None) -> str:
+    """The signature to call for ``method`` (default ``"vanilla"``) or an explicit ``signature``.
+
+    Args:
+        method: a key of :data:`serving_client.METHODS`, or ``None``.
+        signature: an explicit signature name, or ``None``.
+
+    Returns:
+        The signature name.
+
+    Raises:
+        ValueError: for an unknown method, or a method and a signature that disagree.
+    """
+    if method is not None and method not in METHODS:
+        raise ValueError(
+            f"Unknown explanation method {method!r}; expected one of {', '.join(METHODS)} "
+            "(or pass signature= for another signature name)."
+        )
+    if signature is None:
+        return METHODS[method or "vanilla"]
+    if method is not None and METHODS[method] != signature:
+        raise ValueError(
+            f"method={method!r} calls signature {METHODS[method]!r}, but signature="
+            f"{signature!r} was also given; pass one of them."
+        )
+    return signature
 
 
 def _take(outputs: dict[str, np.ndarray], names: Sequence[str], signature: str) -> dict[str, Any]:

@@ -37,6 +37,13 @@ _JET = (
     ((0.0, 0.11, 0.34, 0.65, 1.0), (0.5, 1.0, 1.0, 0.0, 0.0)),
 )
 _GRAY = (((0.0, 1.0), (0.0, 1.0)),) * 3
+# Diverging, for signed maps (polarity "both"): ColorBrewer PiYG-11 (8e0152 … f7f7f7 … 276419),
+# pink for negative (0), light gray for zero (0.5), green for positive (1), as Vertex AI's
+# "pink_green".
+_PINK_GREEN_HEX = (
+    "8e0152", "c51b7d", "de77ae", "f1b6da", "fde0ef", "f7f7f7",
+    "e6f5d0", "b8e186", "7fbc41", "4d9221", "276419",
+)  # fmt: skip
 
 
 def _uniform(colors: tuple[tuple[float, float, float], ...]) -> tuple:
@@ -44,12 +51,22 @@ def _uniform(colors: tuple[tuple[float, float, float], ...]) -> tuple:
     return tuple((tuple(_UNIFORM_STOPS), tuple(table[:, channel])) for channel in range(3))
 
 
+def _from_hex(codes: tuple[str, ...]) -> tuple:
+    stops = tuple(np.linspace(0.0, 1.0, len(codes)))
+    rgb = np.asarray([[int(code[i : i + 2], 16) / 255 for i in (0, 2, 4)] for code in codes])
+    return tuple((stops, tuple(rgb[:, channel])) for channel in range(3))
+
+
 _ANCHORS = {
     "inferno": _uniform(_INFERNO),
     "viridis": _uniform(_VIRIDIS),
     "jet": _JET,
     "gray": _GRAY,
+    "pink_green": _from_hex(_PINK_GREEN_HEX),
 }
+
+#: Colormaps whose middle is the neutral color, meant for signed maps.
+DIVERGING = ("pink_green",)
 
 COLORMAPS = tuple(sorted(_ANCHORS))
 

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
+
+#: Explanation method → the signature that computes it (the exporter's names).
+METHODS: Mapping[str, str] = MappingProxyType(
+    {
+        "vanilla": "explain",
+        "smoothgrad": "explain_smoothgrad",
+        "integrated_gradients": "explain_integrated_gradients",
+        "gradient_x_input": "explain_gradient_x_input",
+        "gradcam": "explain_gradcam",
+    }
+)
+METHOD_OF_SIGNATURE: Mapping[str, str] = MappingProxyType({v: k for k, v in METHODS.items()})
 
 
 @dataclass(frozen=True)
@@ -42,8 +55,13 @@ class Explanation:
         model_name: the model name the server echoed.
         model_version: the version that answered (``None`` if the server did not say).
         signature_name: the signature that answered.
-        extras: every other output, e.g. ``attributions`` and ``approximation_error`` from
-            ``explain_integrated_gradients``.
+        extras: every output beyond the five above, by key (``attributions`` and
+            ``approximation_error`` of ``explain_integrated_gradients`` included).
+        attributions: float32 ``[batch, H, W, C]``, the signed Integrated Gradients
+            attributions, or ``None`` when the signature does not return them (same array as
+            ``extras["attributions"]``). Reduce with :func:`serving_client.render.signed_map`.
+        approximation_error: float32 ``[batch]``, IG's relative completeness error, or
+            ``None`` (same array as ``extras["approximation_error"]``).
     """
 
     logits: np.ndarray
@@ -55,6 +73,13 @@ class Explanation:
     model_version: int | None
     signature_name: str
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    attributions: np.ndarray | None = None
+    approximation_error: np.ndarray | None = None
+
+    @property
+    def method(self) -> str | None:
+        """The method name of the signature that answered (``"vanilla"``, ...), or ``None``."""
+        return METHOD_OF_SIGNATURE.get(self.signature_name)
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,11 @@ class ModelMetadata:
     model_name: str
     model_version: int | None
     signatures: Mapping[str, SignatureInfo]
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The explanation methods whose signatures this version has, in :data:`METHODS` order."""
+        return tuple(method for method, name in METHODS.items() if name in self.signatures)
 
 
 @dataclass(frozen=True)

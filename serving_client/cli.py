@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from . import render
-from ._client import ServingClient
+from ._client import ServingClient, signature_for
 from ._exceptions import ServingError
-from ._results import ModelMetadata
+from ._results import METHODS, Explanation, ModelMetadata
 
 PROG = "saliency-client"
 
@@ -51,10 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _explain(client: ServingClient, args: argparse.Namespace) -> int:
+    signature = signature_for(args.method, args.signature)
     images = _load_images(client, args.images)
     explanations = [
-        client.explain(batch, args.target_class, signature=args.signature)
-        for batch in _batches(images)
+        client.explain(batch, args.target_class, signature=signature) for batch in _batches(images)
     ]
     out_dir = Path(args.out)
     used: set[Path] = set()
@@ -63,14 +63,8 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
         for row in range(explanation.saliency.shape[0]):
             path_in, image = args.images[index], images[index]
             index += 1
-            picture = render.overlay(
-                image,
-                explanation.saliency[row],
-                colormap=args.colormap,
-                alpha=args.alpha,
-                clip_percentile=args.clip_percentile,
-            )
-            written = render.save_png(picture, _unique(out_dir, path_in, args.signature, used))
+            picture = _overlay(image, explanation, row, args)
+            written = render.save_png(picture, _unique(out_dir, path_in, signature, used))
             predicted = int(explanation.predicted_class[row])
             print(
                 f"{path_in}\tpredicted={predicted}"
@@ -78,6 +72,72 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
                 f"\ttarget={int(explanation.target_class[row])}\toverlay={written}"
             )
     return 0
+
+
+def _compare(client: ServingClient, args: argparse.Namespace) -> int:
+    offered = client.methods()
+    if args.methods is None:
+        methods = list(offered)
+    else:
+        methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+        unknown = [name for name in methods if name not in METHODS]
+        if unknown or not methods:
+            raise ValueError(
+                f"--methods: unknown method(s) {unknown or methods}; expected a comma-separated "
+                f"list of {', '.join(METHODS)}."
+            )
+        missing = [name for name in methods if name not in offered]
+        if missing:
+            raise ValueError(
+                f"The model does not export {', '.join(missing)}; it offers "
+                f"{', '.join(offered) or 'no explanation method'}."
+            )
+    image = _load_images(client, [args.image])[0]
+    cells, titles = [image], ["input"]
+    for method in methods:
+        explanation = client.explain(image, args.target_class, method=method)
+        cells.append(_overlay(image, explanation, 0, args))
+        predicted, target = int(explanation.predicted_class[0]), int(explanation.target_class[0])
+        titles.append(f"{method} (class {target})")
+        print(
+            f"{method}\tsignature={explanation.signature_name}\tpredicted={predicted}"
+            f"\tprobability={float(explanation.probabilities[0, predicted]):.4f}\ttarget={target}"
+        )
+    picture = render.grid([cells], column_labels=titles, scale=args.scale)
+    written = render.save_png(picture, Path(args.out) / f"{Path(args.image).stem}_compare.png")
+    print(f"grid={written}")
+    return 0
+
+
+def _overlay(image: np.ndarray, explanation: Explanation, row: int, args: argparse.Namespace) -> np.ndarray:
+    """The overlay of one image, from the signed IG attributions when a polarity needs a sign."""
+    if args.polarity == "positive":
+        values = explanation.saliency[row]
+    elif explanation.attributions is not None:
+        values = render.signed_map(explanation.attributions[row])
+    else:
+        raise ValueError(
+            f"--polarity {args.polarity} needs signed attributions; {explanation.signature_name!r} "
+            "returns only a [0, 1] saliency map (use --method integrated_gradients)."
+        )
+    return render.overlay(
+        image,
+        values,
+        colormap=args.colormap,
+        alpha=args.alpha,
+        clip_percentile=args.clip_percentile,
+        clip_percentiles=args.clip_percentiles,
+        polarity=args.polarity,
+        overlay_type=args.overlay_type,
+    )
+
+
+def _percentiles(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 1,99; got {text!r}") from error
+    return low, high
 
 
 def _predict(client: ServingClient, args: argparse.Namespace) -> int:
@@ -165,19 +225,58 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    explain = commands.add_parser(
-        "explain", parents=[common], help="write a saliency overlay PNG per image"
+    drawing = argparse.ArgumentParser(add_help=False)
+    drawing.add_argument("--target-class", type=int, metavar="N", help="class to explain")
+    drawing.add_argument(
+        "--colormap",
+        choices=render.COLORMAPS,
+        help="default inferno, or pink_green with --polarity both",
     )
-    explain.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")
-    explain.add_argument("--target-class", type=int, metavar="N", help="class to explain")
-    explain.add_argument("--signature", default="explain", help="explanation signature")
-    explain.add_argument("--colormap", default="inferno", choices=render.COLORMAPS)
-    explain.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in [0, 1]")
-    explain.add_argument(
+    drawing.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in [0, 1]")
+    clipping = drawing.add_mutually_exclusive_group()
+    clipping.add_argument(
         "--clip-percentile", type=float, metavar="P", help="clip saliency above this percentile"
     )
-    explain.add_argument("--out", required=True, metavar="DIR", help="where to write overlays")
+    clipping.add_argument(
+        "--clip-percentiles",
+        type=_percentiles,
+        metavar="LOW,HIGH",
+        help="hide values below the LOW percentile, clip above the HIGH one",
+    )
+    drawing.add_argument(
+        "--polarity",
+        choices=render.POLARITIES,
+        default="positive",
+        help="negative/both draw the signed IG attributions",
+    )
+    drawing.add_argument("--overlay-type", choices=render.OVERLAY_TYPES, default="original")
+    drawing.add_argument(
+        "--out", required=True, metavar="DIR", help="where to write the PNG(s)"
+    )
+
+    explain = commands.add_parser(
+        "explain", parents=[common, drawing], help="write a saliency overlay PNG per image"
+    )
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")
+    explain.add_argument(
+        "--method", choices=tuple(METHODS), help="explanation method (default: vanilla)"
+    )
+    explain.add_argument("--signature", help="explanation signature by name (default: explain)")
     explain.set_defaults(run=_explain)
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[common, drawing],
+        help="one PNG: the image and each method's overlay side by side",
+    )
+    compare.add_argument("image", metavar="IMAGE", help="PNG, JPEG or .npy")
+    compare.add_argument(
+        "--methods",
+        metavar="A,B,...",
+        help="comma-separated methods (default: every method the model exports)",
+    )
+    compare.add_argument("--scale", type=int, default=4, help="upscale factor of the cells")
+    compare.set_defaults(run=_compare)
 
     predict = commands.add_parser("predict", parents=[common], help="print predicted classes")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")

@@ -10,11 +10,29 @@ from typing import Any
 
 import numpy as np
 
-from ._colormaps import COLORMAPS, lookup_table
+from ._colormaps import COLORMAPS, DIVERGING, lookup_table
 
-__all__ = ["COLORMAPS", "grid", "heatmap", "load_image", "overlay", "save_png"]
+__all__ = [
+    "COLORMAPS",
+    "DIVERGING",
+    "OVERLAY_TYPES",
+    "POLARITIES",
+    "grid",
+    "heatmap",
+    "load_image",
+    "overlay",
+    "save_png",
+    "scale_map",
+    "signed_map",
+]
+
+#: Which sign of a map is drawn: as Vertex Explainable AI's ``polarity``.
+POLARITIES = ("positive", "negative", "both")
+#: How the map is combined with the image: as Vertex Explainable AI's ``overlay_type``.
+OVERLAY_TYPES = ("original", "grayscale", "mask")
 
 _IMAGE_SUFFIXES_NUMPY = (".npy",)
+_LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def heatmap(saliency: np.ndarray, *, colormap: str = "inferno") -> np.ndarray:
@@ -36,51 +54,155 @@ def heatmap(saliency: np.ndarray, *, colormap: str = "inferno") -> np.ndarray:
     return table[indices]
 
 
+def signed_map(attributions: np.ndarray) -> np.ndarray:
+    """Reduce signed per-channel attributions (e.g. IG's ``attributions``) to a signed map.
+
+    Channels are summed, so a pixel's value is its total contribution to the logit (IG's
+    completeness holds for the map too) and positive and negative evidence keep their sign.
+
+    Args:
+        attributions: ``[H, W, C]`` (or an already reduced ``[H, W]``), finite.
+
+    Returns:
+        float32 ``[H, W]``, signed.
+
+    Raises:
+        ValueError: for another rank, or NaN/Inf values.
+    """
+    values = np.asarray(attributions, dtype=np.float32)
+    if values.ndim == 3:
+        values = values.sum(axis=-1, dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(
+            f"attributions must be [H, W, C] (one image) or [H, W]; got shape {values.shape}. "
+            "Index the batch first, e.g. explanation.attributions[0]."
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("attributions contain NaN or Inf; expected finite values.")
+    return values
+
+
+def scale_map(
+    values: np.ndarray,
+    *,
+    polarity: str = "positive",
+    clip_percentiles: tuple[float, float] = (0.0, 100.0),
+) -> np.ndarray:
+    """Select a sign of a map and scale it for display, with percentile clipping.
+
+    ``"positive"`` keeps the values above 0, ``"negative"`` the magnitude of those below 0
+    (both give ``[0, 1]``); ``"both"`` keeps the sign and gives ``[-1, 1]``. The magnitudes
+    ``m`` are then mapped to ``clip((m - floor) / (ceiling - floor), 0, 1)``, where ``ceiling``
+    is the ``high`` percentile of ``m`` (its maximum at 100) and ``floor`` the ``low``
+    percentile (``0`` at ``low = 0``, not the minimum), so values below ``low`` are hidden and
+    a few hot pixels above ``high`` do not wash out the rest. An all-zero map stays zero.
+
+    Args:
+        values: ``[H, W]``, finite; signed or in ``[0, 1]``.
+        polarity: one of :data:`POLARITIES`.
+        clip_percentiles: ``(low, high)`` with ``0 <= low < high <= 100``.
+
+    Returns:
+        float32 ``[H, W]``: in ``[0, 1]``, or ``[-1, 1]`` for ``"both"``.
+
+    Raises:
+        ValueError: for a map that is not 2-D or has NaN, an unknown polarity, or bad
+            percentiles.
+    """
+    values = _as_saliency(values)
+    if polarity not in POLARITIES:
+        raise ValueError(f"Unknown polarity {polarity!r}; expected one of {', '.join(POLARITIES)}.")
+    low, high = _check_percentiles(clip_percentiles)
+    if polarity == "positive":
+        magnitude = np.clip(values, 0.0, None)
+    elif polarity == "negative":
+        magnitude = np.clip(-values, 0.0, None)
+    else:
+        magnitude = np.abs(values)
+    ceiling = float(np.percentile(magnitude, high)) if high < 100 else float(magnitude.max(initial=0.0))
+    floor = float(np.percentile(magnitude, low)) if low > 0 else 0.0
+    if ceiling > floor:
+        scaled = np.clip((magnitude - floor) / (ceiling - floor), 0.0, 1.0)
+    else:
+        # Flat above the floor (e.g. a constant map): show what reaches it, never divide by 0.
+        scaled = ((magnitude >= ceiling) & (ceiling > 0)).astype(np.float32)
+    if polarity == "both":
+        scaled = np.sign(values) * scaled
+    return scaled.astype(np.float32)
+
+
 def overlay(
     image: np.ndarray,
     saliency: np.ndarray,
     *,
-    colormap: str = "inferno",
+    colormap: str | None = None,
     alpha: float = 0.5,
     clip_percentile: float | None = None,
+    clip_percentiles: tuple[float, float] | None = None,
+    polarity: str = "positive",
+    overlay_type: str = "original",
 ) -> np.ndarray:
     """Blend a colored saliency map over its image.
 
-    The map is renormalized so its maximum is 1 (negative values count as 0); with
-    ``clip_percentile`` the values above that percentile are clipped first, so a few hot
-    pixels do not wash out the rest.
+    The map goes through :func:`scale_map` (its maximum becomes 1, negative values count as
+    0 unless ``polarity`` says otherwise); clip percentiles keep a few hot pixels from
+    washing out the rest, and hide the weakest values.
 
     Args:
         image: ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]``; float in ``[0, 1]`` or uint8.
-        saliency: ``[H, W]``, same H and W as the image.
-        colormap: see :func:`heatmap`.
+        saliency: ``[H, W]``, same H and W as the image: a map in ``[0, 1]`` or a signed one
+            (see :func:`signed_map`).
+        colormap: see :func:`heatmap`; default ``"inferno"``, or ``"pink_green"`` (pink
+            negative, gray zero, green positive) for ``polarity="both"``.
         alpha: weight of the heatmap, in ``[0, 1]``.
-        clip_percentile: e.g. ``99``; ``None`` to keep the map's own maximum.
+        clip_percentile: e.g. ``99``, same as ``clip_percentiles=(0, 99)``; kept for
+            compatibility.
+        clip_percentiles: ``(low, high)``, e.g. ``(70, 99.9)``; default ``(0, 100)``.
+        polarity: ``"positive"``, ``"negative"`` or ``"both"`` (see :func:`scale_map`).
+        overlay_type: ``"original"`` blends over the image; ``"grayscale"`` over its luma,
+            so the colors stand out; ``"mask"`` shows the image only where the map is high
+            (each pixel times the scaled magnitude; ``colormap`` and ``alpha`` are unused).
 
     Returns:
         uint8 ``[H, W, 3]``.
 
     Raises:
-        ValueError: for mismatched shapes, NaN, ``alpha`` or ``clip_percentile`` out of range.
+        ValueError: for mismatched shapes, NaN, an unknown option, ``alpha`` or percentiles
+            out of range, or both ``clip_percentile`` and ``clip_percentiles``.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}.")
+    if overlay_type not in OVERLAY_TYPES:
+        raise ValueError(
+            f"Unknown overlay_type {overlay_type!r}; expected one of {', '.join(OVERLAY_TYPES)}."
+        )
+    if clip_percentile is not None and clip_percentiles is not None:
+        raise ValueError(
+            "Pass clip_percentile or clip_percentiles, not both; clip_percentile=P is "
+            "clip_percentiles=(0, P)."
+        )
+    if clip_percentile is not None:
+        if not 0.0 < clip_percentile <= 100.0:
+            raise ValueError(f"clip_percentile must be in (0, 100]; got {clip_percentile!r}.")
+        clip_percentiles = (0.0, clip_percentile)
     rgb = _as_rgb_float(image)
-    values = np.clip(_as_saliency(saliency), 0.0, None)
+    values = _as_saliency(saliency)
     if values.shape != rgb.shape[:2]:
         raise ValueError(
             f"saliency shape {values.shape} does not match the image's height and width "
             f"{rgb.shape[:2]}."
         )
-    if clip_percentile is not None:
-        if not 0.0 < clip_percentile <= 100.0:
-            raise ValueError(f"clip_percentile must be in (0, 100]; got {clip_percentile!r}.")
-        ceiling = float(np.percentile(values, clip_percentile))
-    else:
-        ceiling = float(values.max(initial=0.0))
-    # An all-zero (or clipped-to-zero) map stays zero rather than dividing by zero.
-    normalized = np.minimum(values, ceiling) / ceiling if ceiling > 0 else np.zeros_like(values)
-    colors = heatmap(normalized, colormap=colormap).astype(np.float32) / 255.0
+    scaled = scale_map(values, polarity=polarity, clip_percentiles=clip_percentiles or (0.0, 100.0))
+    if overlay_type == "mask":
+        masked = rgb * np.abs(scaled)[..., np.newaxis]
+        return np.rint(np.clip(masked, 0.0, 1.0) * 255).astype(np.uint8)
+    if overlay_type == "grayscale":
+        rgb = np.repeat((rgb @ _LUMA)[..., np.newaxis], 3, axis=2)
+    if colormap is None:
+        colormap = "pink_green" if polarity == "both" else "inferno"
+    # A signed map [-1, 1] uses the whole colormap, zero at its middle.
+    indices = (scaled + 1.0) / 2.0 if polarity == "both" else scaled
+    colors = heatmap(indices, colormap=colormap).astype(np.float32) / 255.0
     blended = (1.0 - alpha) * rgb + alpha * colors
     return np.rint(np.clip(blended, 0.0, 1.0) * 255).astype(np.uint8)
 
@@ -91,8 +213,9 @@ def grid(
     labels: list[str] | None = None,
     scale: int = 4,
     pad: int = 2,
+    column_labels: list[str] | None = None,
 ) -> np.ndarray:
-    """Tile images into rows, upscaled with nearest neighbour, with an optional label per row.
+    """Tile images into rows, upscaled with nearest neighbour, with optional row/column labels.
 
     Args:
         cells: rows of cells; each cell ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]``, float in
@@ -100,18 +223,25 @@ def grid(
         labels: one text per row, drawn left of the row with Pillow's default font.
         scale: integer upscale factor (>= 1).
         pad: pixels of white between cells and around the grid (>= 0).
+        column_labels: one text per column, drawn above it (a column is widened to fit).
 
     Returns:
         uint8 ``[height, width, 3]``.
 
     Raises:
-        ValueError: for an empty grid, a label count that differs from the row count, or
-            bad ``scale``/``pad``.
+        ValueError: for an empty grid, a label count that differs from the row or column
+            count, or bad ``scale``/``pad``.
     """
     if not cells or not any(cells):
         raise ValueError("grid needs at least one row with at least one cell; got none.")
     if labels is not None and len(labels) != len(cells):
         raise ValueError(f"grid got {len(labels)} labels for {len(cells)} rows; expected one per row.")
+    columns = max(len(row) for row in cells)
+    if column_labels is not None and len(column_labels) != columns:
+        raise ValueError(
+            f"grid got {len(column_labels)} column labels for {columns} columns; expected one "
+            "per column."
+        )
     if int(scale) != scale or scale < 1:
         raise ValueError(f"scale must be an integer >= 1; got {scale!r}.")
     if int(pad) != pad or pad < 0:
@@ -122,35 +252,46 @@ def grid(
     rows = [[cell.repeat(scale, axis=0).repeat(scale, axis=1) for cell in row] for row in rows]
     cell_h = max(cell.shape[0] for row in rows for cell in row)
     cell_w = max(cell.shape[1] for row in rows for cell in row)
-    columns = max(len(row) for row in rows)
 
-    label_w = 0
+    label_w = header_h = 0
     font = None
-    if labels:
+    if labels or column_labels:
         from PIL import ImageFont
 
         font = ImageFont.load_default()
+    if labels and font is not None:
         label_w = max(int(np.ceil(font.getlength(text))) for text in labels) + 2 * pad
+    if column_labels and font is not None:
+        cell_w = max(cell_w, *(int(np.ceil(font.getlength(text))) + pad for text in column_labels))
+        header_h = _text_height(font, column_labels) + 2 * pad
 
-    height = pad + len(rows) * (cell_h + pad)
+    height = header_h + pad + len(rows) * (cell_h + pad)
     width = label_w + pad + columns * (cell_w + pad)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     for r, row in enumerate(rows):
-        top = pad + r * (cell_h + pad)
+        top = header_h + pad + r * (cell_h + pad)
         for c, cell in enumerate(row):
             left = label_w + pad + c * (cell_w + pad)
             canvas[top : top + cell.shape[0], left : left + cell.shape[1]] = cell
 
-    if labels and font is not None:
+    if font is not None:
         from PIL import Image, ImageDraw
 
         picture = Image.fromarray(canvas)
         draw = ImageDraw.Draw(picture)
-        for r, text in enumerate(labels):
-            top = pad + r * (cell_h + pad)
+        for r, text in enumerate(labels or []):
+            top = header_h + pad + r * (cell_h + pad)
             draw.text((pad, top + cell_h // 2), text, fill=(0, 0, 0), font=font, anchor="lm")
+        for c, text in enumerate(column_labels or []):
+            left = label_w + pad + c * (cell_w + pad)
+            draw.text((left + cell_w // 2, pad + header_h // 2), text, fill=(0, 0, 0), font=font, anchor="mm")
         canvas = np.asarray(picture).copy()
     return canvas
+
+
+def _text_height(font: Any, texts: list[str]) -> int:
+    boxes = [font.getbbox(text) for text in texts if text]
+    return max((box[3] - box[1] for box in boxes), default=0)
 
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:
@@ -231,6 +372,20 @@ def _as_saliency(saliency: Any) -> np.ndarray:
     return values
 
 
+def _check_percentiles(clip_percentiles: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(value) for value in clip_percentiles)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"clip_percentiles must be (low, high); got {clip_percentiles!r}."
+        ) from error
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(
+            f"clip_percentiles must satisfy 0 <= low < high <= 100; got ({low:g}, {high:g})."
+        )
+    return low, high
+
+
 def _as_rgb_float(image: Any) -> np.ndarray:
     """[H,W], [H,W,1] or [H,W,3]; uint8 or float [0,1] → float32 [H,W,3] in [0,1]."""
     array = np.asarray(image)
@@ -295,8 +450,7 @@ def _convert_channels(array: np.ndarray, channels: int, path: Path) -> np.ndarra
         if channels == 3:
             return array
     if have == 3 and channels == 1:
-        luma = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
-        return (array @ luma)[..., np.newaxis]
+        return (array @ _LUMA)[..., np.newaxis]
     if have == 1 and channels == 3:
         return np.repeat(array, 3, axis=2)
     raise ValueError(f"{str(path)!r} has {have} channels; cannot convert to {channels}.")

@@ -6,6 +6,8 @@ behaviour on the model name, which lets tests drive error mapping and retries ov
 - ``mnist``: answers; ``serving_default`` and ``explain_vals`` encode outputs in ``*_val``
   fields (single-value broadcast included), other signatures in ``tensor_content``;
   signature ``bad`` aborts INVALID_ARGUMENT, ``no_saliency`` omits the saliency output.
+- ``multi``: answers like ``mnist``; its metadata also lists ``explain_smoothgrad``,
+  ``explain_integrated_gradients`` and a non-method ``explain_custom``.
 - ``missing``: NOT_FOUND. ``down``: always UNAVAILABLE. ``flaky``: UNAVAILABLE twice, then
   answers like ``mnist``. ``broken``: FAILED_PRECONDITION. ``slow``: sleeps 2 s.
 """
@@ -110,7 +112,7 @@ def _val_proto(official, array: np.ndarray, *, broadcast: bool = False):
     return proto
 
 
-def _signature_def_map(official):
+def _signature_def_map(official, extra_explain: tuple[str, ...] = ()):
     meta = official.meta_graph_pb2
     tf = official.tf
     result = official.get_model_metadata_pb2.SignatureDefMap()
@@ -142,6 +144,8 @@ def _signature_def_map(official):
     explain.outputs["target_class"].CopyFrom(info("out:3", "int32", [None]))
     explain.outputs["saliency"].CopyFrom(info("out:4", "float32", [None, *IMAGE_SHAPE[:2]]))
     explain.defaults["target_class"].CopyFrom(official.tf.make_tensor_proto([-1], "int32"))
+    for name in extra_explain:
+        result.signature_def[name].CopyFrom(explain)
     return result
 
 
@@ -238,7 +242,10 @@ def fake_serving(official):
             response = official.get_model_metadata_pb2.GetModelMetadataResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = 1
-            response.metadata["signature_def"].Pack(_signature_def_map(official))
+            extra = ()
+            if request.model_spec.name == "multi":
+                extra = ("explain_smoothgrad", "explain_integrated_gradients", "explain_custom")
+            response.metadata["signature_def"].Pack(_signature_def_map(official, extra))
             return response
 
     class ModelService(official.model_service_pb2_grpc.ModelServiceServicer):

@@ -135,3 +135,84 @@ def test_console_script_runs_as_a_process(serving):
     )
     assert result.returncode == 0, result.stderr
     assert "AVAILABLE" in result.stdout
+
+
+def test_explain_method_flag_selects_the_signature(serving, digit_pngs, tmp_path, capsys):
+    code = main(
+        ["explain", digit_pngs[0], *common(serving), "--out", str(tmp_path / "o"),
+         "--method", "smoothgrad", "--overlay-type", "grayscale", "--clip-percentiles", "5,95"]
+    )
+    output = capsys.readouterr().out
+    assert code == 0
+    assert "explain_smoothgrad.png" in output
+
+
+def test_explain_polarity_both_draws_the_signed_ig_attributions(serving, digit_pngs, tmp_path, capsys):
+    code = main(
+        ["explain", digit_pngs[1], *common(serving), "--out", str(tmp_path / "o"),
+         "--method", "integrated_gradients", "--polarity", "both", "--alpha", "1"]
+    )
+    output = capsys.readouterr().out
+    assert code == 0, output
+    picture = np.asarray(Image.open(output.split("overlay=")[1].strip()))
+    # The fake attributions are images * 0.5 = -0.5 everywhere: the pink (negative) end.
+    np.testing.assert_array_equal(picture[0, 0], [0x8E, 0x01, 0x52])
+
+
+def test_explain_polarity_without_signed_attributions_exits_1(serving, digit_pngs, tmp_path, capsys):
+    code = main(
+        ["explain", digit_pngs[0], *common(serving), "--out", str(tmp_path), "--polarity", "negative"]
+    )
+    assert code == 1
+    assert "integrated_gradients" in capsys.readouterr().err
+
+
+def test_explain_method_and_signature_that_disagree_exit_1(serving, digit_pngs, tmp_path, capsys):
+    code = main(
+        ["explain", digit_pngs[0], *common(serving), "--out", str(tmp_path),
+         "--method", "smoothgrad", "--signature", "explain"]
+    )
+    assert code == 1
+    assert "pass one of them" in capsys.readouterr().err
+
+
+def test_compare_writes_one_grid_with_every_offered_method(serving, digit_pngs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", digit_pngs[0], *common(serving, model="multi"), "--out", str(out), "--scale", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines[:-1]] == ["vanilla", "smoothgrad", "integrated_gradients"]
+    assert all("predicted=0" in line and "target=0" in line for line in lines[:-1])
+    assert "signature=explain_integrated_gradients" in lines[2]
+    grid_path = lines[-1].removeprefix("grid=")
+    assert grid_path == str(out / "digit0_compare.png")
+    picture = np.asarray(Image.open(grid_path))
+    # 4 cells of 16 px side by side (widened to fit their labels), plus a label row on top.
+    assert picture.shape[0] > 16 + 4 and picture.shape[1] >= 4 * 16
+
+
+def test_compare_methods_flag_picks_and_orders_the_methods(serving, digit_pngs, tmp_path, capsys):
+    code = main(
+        ["compare", digit_pngs[0], *common(serving, model="multi"), "--out", str(tmp_path),
+         "--methods", "integrated_gradients,vanilla"]
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert [line.split("\t")[0] for line in lines[:-1]] == ["integrated_gradients", "vanilla"]
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [("vanilla,lime", "unknown method"), ("gradcam", "does not export gradcam")],
+)
+def test_compare_rejects_unknown_or_missing_methods(serving, digit_pngs, tmp_path, capsys, methods, message):
+    code = main(["compare", digit_pngs[0], *common(serving, model="multi"), "--out", str(tmp_path), "--methods", methods])
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_bad_clip_percentiles_are_a_usage_error(capsys):
+    argv = ["compare", "x.png", "--server", "h:1", "--model", "m", "--out", "o", "--clip-percentiles", "99"]
+    assert main(argv) == 2
+    assert "LOW,HIGH" in capsys.readouterr().err

@@ -101,6 +101,63 @@ def test_extra_outputs_of_other_signatures_land_in_extras(client):
     assert explanation.extras["approximation_error"].shape == (2,)
 
 
+@pytest.mark.parametrize(
+    ("method", "signature"),
+    [
+        ("vanilla", "explain"),
+        ("smoothgrad", "explain_smoothgrad"),
+        ("integrated_gradients", "explain_integrated_gradients"),
+        ("gradient_x_input", "explain_gradient_x_input"),
+        ("gradcam", "explain_gradcam"),
+    ],
+)
+def test_method_selects_its_signature(client, official, serving, method, signature):
+    explanation = client.explain(images(1), method=method)
+    assert last_request(official, serving).model_spec.signature_name == signature
+    assert explanation.signature_name == signature
+    assert explanation.method == method
+    assert sc.METHODS[method] == signature
+
+
+def test_default_is_vanilla_and_signature_still_works(client, official, serving):
+    assert client.explain(images(1)).method == "vanilla"
+    explanation = client.explain(images(1), signature="explain_custom")
+    assert explanation.signature_name == "explain_custom"
+    assert explanation.method is None  # not one of the known methods
+    assert client.explain(images(1), method="smoothgrad", signature="explain_smoothgrad").method == "smoothgrad"
+
+
+def test_unknown_method_lists_the_methods_and_sends_nothing(client, serving):
+    with pytest.raises(ValueError, match="vanilla, smoothgrad, integrated_gradients") as info:
+        client.explain(images(1), method="lime")
+    assert "gradcam" in str(info.value)
+    assert serving.requests == []
+
+
+def test_method_and_signature_that_disagree_are_rejected(client, serving):
+    with pytest.raises(ValueError, match="explain_smoothgrad.*explain_custom|pass one of them"):
+        client.explain(images(1), method="smoothgrad", signature="explain_custom")
+    assert serving.requests == []
+
+
+def test_integrated_gradients_outputs_are_typed_fields_and_extras(client):
+    batch = images(2)
+    explanation = client.explain(batch, method="integrated_gradients")
+    np.testing.assert_allclose(explanation.attributions, batch * 0.5)
+    assert explanation.attributions is explanation.extras["attributions"]
+    assert explanation.approximation_error.shape == (2,)
+    vanilla = client.explain(batch)
+    assert vanilla.attributions is None and vanilla.approximation_error is None
+
+
+def test_methods_come_from_the_metadata_in_method_order(serving):
+    with ServingClient(serving.target, "mnist", timeout=5.0) as client:
+        assert client.methods() == ("vanilla",)
+    with ServingClient(serving.target, "multi", timeout=5.0) as client:
+        assert client.methods() == ("vanilla", "smoothgrad", "integrated_gradients")
+        assert "explain_custom" in client.metadata().signatures  # listed, but not a method
+
+
 def test_missing_contract_output_raises_unexpected_response(client):
     with pytest.raises(sc.UnexpectedResponseError, match="saliency"):
         client.explain(images(1), signature="no_saliency")
