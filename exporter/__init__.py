@@ -8,10 +8,17 @@ Typical use:
 Importing this package imports TensorFlow.
 """
 
-from exporter._config import REDUCTIONS, ExportConfig, VerificationConfig, load_config
+from exporter._config import (
+    REDUCTIONS,
+    EvaluationConfig,
+    ExportConfig,
+    VerificationConfig,
+    load_config,
+)
 from exporter._contract import EXPLAIN, IMAGES, SERVING_DEFAULT, TARGET_CLASS
 from exporter._errors import (
     ConfigError,
+    EvaluationError,
     ExportError,
     LogitsNotFoundError,
     ModelLoadError,
@@ -30,6 +37,8 @@ __all__ = [
     "SERVING_DEFAULT",
     "TARGET_CLASS",
     "ConfigError",
+    "EvaluationConfig",
+    "EvaluationError",
     "ExportConfig",
     "ExportError",
     "ExportResult",

@@ -15,7 +15,15 @@ from typing import Any
 
 from exporter._errors import ConfigError
 
-__all__ = ["METHODS", "REDUCTIONS", "ExportConfig", "MethodsConfig", "VerificationConfig", "load_config"]
+__all__ = [
+    "METHODS",
+    "REDUCTIONS",
+    "EvaluationConfig",
+    "ExportConfig",
+    "MethodsConfig",
+    "VerificationConfig",
+    "load_config",
+]
 
 #: Channel reductions for the saliency map (gradient [H,W,C] → map [H,W]).
 REDUCTIONS: tuple[str, ...] = ("max_abs", "max", "sum_abs", "l2")
@@ -100,6 +108,49 @@ class VerificationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """The faithfulness gate run before publishing (`[evaluation]`, `saliency-export --evaluate`).
+
+    See `exporter.evaluation` for what the scores mean.
+
+    Attributes:
+        enabled: Evaluate every exported method before publishing; a failed check fails
+            the export and nothing is published.
+        data: Evaluation images: `"mnist"` (MNIST test digits) or a `.npy` file
+            [N,H,W,C]; by default the verification samples passed to the export.
+        num_images: At most this many images are evaluated.
+        steps: Deletion/insertion steps (curves have steps + 1 points).
+        max_randomization_spearman: A method fails the randomization test when the mean
+            Spearman correlation of |maps| between the original model and the fully
+            randomized copy is above this.
+        min_deletion_gain_over_random: A method fails when (random-order deletion AUC −
+            its deletion AUC) is not above this: no better than deleting at random.
+        blur_sigma: σ in pixels of the blurred image insertion starts from.
+        seed: Seed of the random order, tie-breaks and re-initialization.
+    """
+
+    enabled: bool = False
+    data: str | None = None
+    num_images: int = 32
+    steps: int = 20
+    max_randomization_spearman: float = 0.5
+    min_deletion_gain_over_random: float = 0.0
+    blur_sigma: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("num_images", "steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"evaluation.{key} must be an integer >= 1; received {value!r}.")
+        for key in ("max_randomization_spearman", "min_deletion_gain_over_random", "blur_sigma"):
+            if not math.isfinite(getattr(self, key)):
+                raise ConfigError(f"evaluation.{key} must be a finite number; received {getattr(self, key)}.")
+        if self.blur_sigma <= 0:
+            raise ConfigError(f"evaluation.blur_sigma must be > 0; received {self.blur_sigma}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """Everything that shapes an export, apart from where it is written.
 
@@ -112,6 +163,7 @@ class ExportConfig:
         warmup_batch_sizes: Batch sizes of the warmup requests written per signature.
         verification: Verification settings.
         methods: Which explanation signatures are exported, and their parameters.
+        evaluation: The opt-in faithfulness gate (sanity checks before publishing).
     """
 
     name: str = "model"
@@ -122,6 +174,7 @@ class ExportConfig:
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
     verification: VerificationConfig = dataclasses.field(default_factory=VerificationConfig)
     methods: MethodsConfig = dataclasses.field(default_factory=MethodsConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -203,7 +256,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
             names the key.
     """
     _check_keys(
-        "", data, {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients"}
+        "", data, {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients", "evaluation"}
     )
     kwargs: dict[str, Any] = {}
 
@@ -251,7 +304,30 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
             vkwargs[key] = _float(full, value)
     kwargs["verification"] = VerificationConfig(**vkwargs)
     kwargs["methods"] = _methods_from_mapping(data)
+    kwargs["evaluation"] = _evaluation_from_mapping(data)
     return ExportConfig(**kwargs)
+
+
+def _evaluation_from_mapping(data: Mapping[str, Any]) -> EvaluationConfig:
+    """Table `[evaluation]` → `EvaluationConfig`."""
+    table = _table(data, "evaluation")
+    _check_keys("evaluation", table, {f.name for f in dataclasses.fields(EvaluationConfig)})
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"evaluation.{key}"
+        if key == "enabled":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{full} must be true or false; received {value!r}.")
+            kwargs[key] = value
+        elif key == "data":
+            kwargs[key] = _str(full, value)
+        elif key in ("num_images", "steps"):
+            kwargs[key] = _int(full, value, minimum=1)
+        elif key == "seed":
+            kwargs[key] = _int(full, value)
+        else:
+            kwargs[key] = _float(full, value, positive=key == "blur_sigma")
+    return EvaluationConfig(**kwargs)
 
 
 def _range(key: str, value: Any) -> tuple[float, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "EvaluationError",
     "ExportError",
     "LogitsNotFoundError",
     "ModelLoadError",
@@ -35,6 +36,10 @@ class LogitsNotFoundError(UnsupportedModelError):
 
 class VersionExistsError(ExportError):
     """The requested version directory already exists; exports never overwrite."""
+
+
+class EvaluationError(ExportError):
+    """An explanation method failed the export's faithfulness gate (`[evaluation]`)."""
 
 
 class VerificationError(ExportError):

@@ -192,6 +192,8 @@ class SaliencyExporter:
         Raises:
             VersionExistsError: The version exists (nothing is overwritten).
             VerificationError: The written model failed verification (nothing is published).
+            EvaluationError: `[evaluation] enabled` and a method failed the faithfulness
+                gate (nothing is published).
         """
         base_dir = Path(base_dir)
         version = next_version(base_dir) if version is None else version
@@ -210,6 +212,22 @@ class SaliencyExporter:
                 samples=samples,
                 methods=self.config.methods,
             )
+            evaluation = None
+            if self.config.evaluation.enabled:
+                # Imported here: the evaluation code is only needed when the gate is on.
+                from exporter.evaluation import run_gate
+
+                logger.info("Evaluating the explanations (randomization test, deletion/insertion)")
+                evaluation = run_gate(
+                    staging,
+                    self.model,
+                    samples,
+                    input_shape=self.input_shape,
+                    reduction=self.config.reduction,
+                    methods_config=self.config.methods,
+                    logits_layer=self.config.logits_layer,
+                    config=self.config.evaluation,
+                )
             report = build_report(
                 export={
                     "base_dir": str(base_dir.resolve()),
@@ -233,6 +251,7 @@ class SaliencyExporter:
                 },
                 signatures=signature_specs(staging),
                 verification=figures,
+                **({"evaluation": evaluation} if evaluation is not None else {}),
             )
             write_report(report, staging / REPORT_ASSET)
         final = base_dir / str(version)

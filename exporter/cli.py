@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         "vanilla,smoothgrad,integrated_gradients,gradient_x_input; overrides [methods] enabled",
     )
     parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="gate the export on the faithfulness checks (randomization test, deletion vs random "
+        "order), on the images of [evaluation] data; sets [evaluation] enabled",
+    )
+    parser.add_argument(
         "--unsafe-deserialization",
         action="store_true",
         help="load the model with Keras safe_mode off (allows Lambda layers: arbitrary code!)",
@@ -62,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.methods:
             enabled = tuple(m.strip() for m in args.methods.split(",") if m.strip())
             overrides["methods"] = dataclasses.replace(config.methods, enabled=enabled)
+        if args.evaluate:
+            overrides["evaluation"] = dataclasses.replace(config.evaluation, enabled=True)
         config = config.replace(**overrides) if overrides else config
         if args.unsafe_deserialization:
             logging.getLogger("exporter").warning(

@@ -1,0 +1,87 @@
+"""`saliency-evaluate`: sanity checks and faithfulness scores of an export.
+
+Prints a table on stdout (progress on stderr), writes `OUT/evaluation.json` and
+`OUT/evaluation.png`. Exit code 0 when every method passes, 1 when one fails a check,
+2 on a usage error (bad arguments, not an export, wrong model or data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saliency-evaluate",
+        description="Model-parameter randomization test (Adebayo et al. 2018) and deletion/insertion "
+        "AUC (Petsiuk et al. 2018) for every explanation signature of an export.",
+    )
+    parser.add_argument("export_dir", metavar="EXPORT_DIR", help="a version directory, e.g. models/mnist/1")
+    parser.add_argument("--data", required=True, help="'mnist' (MNIST test digits) or a .npy file [N,H,W,C]")
+    parser.add_argument("--model", help="the exported .keras model (default: model.source from the export report)")
+    parser.add_argument("--num-images", type=int, default=32, help="images evaluated (default 32)")
+    parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
+    parser.add_argument("--methods", help="comma-separated methods (default: every exported one)")
+    parser.add_argument("--max-randomization-spearman", type=float, default=0.5,
+                        help="fail a method whose fully randomized maps correlate more than this (default 0.5)")
+    parser.add_argument("--min-deletion-gain", type=float, default=0.0,
+                        help="fail a method whose deletion AUC is not this much below random order's (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random order and re-initialization")
+    parser.add_argument("--out", default="evaluation", help="output directory (default ./evaluation)")
+    parser.add_argument("--unsafe-deserialization", action="store_true",
+                        help="load the model with Keras safe_mode off (allows Lambda layers: arbitrary code!)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0 all pass, 1 a check failed, 2 usage error)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from exporter._config import EvaluationConfig
+    from exporter._errors import ExportError
+    from exporter.evaluation import draw_figure, evaluate_export
+
+    try:
+        config = EvaluationConfig(
+            num_images=args.num_images,
+            steps=args.steps,
+            max_randomization_spearman=args.max_randomization_spearman,
+            min_deletion_gain_over_random=args.min_deletion_gain,
+            seed=args.seed,
+        )
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        report = evaluate_export(
+            args.export_dir,
+            args.data,
+            model=args.model,
+            methods=methods,
+            config=config,
+            safe_mode=not args.unsafe_deserialization,
+        )
+    except ExportError as error:
+        print(f"saliency-evaluate: error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    json_path = report.write_json(out / "evaluation.json")
+    figure_path = draw_figure(report, out / "evaluation.png")
+    print(report.summary())
+    for failure in report.failures:
+        print(f"FAILED {failure}")
+    print(json_path)
+    print(figure_path)
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
