@@ -24,7 +24,10 @@ ROW, COLUMNAR = "row", "columnar"
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except RecursionError:
+        return "<a value nested too deeply to print>"
     return text if len(text) <= 200 else text[:200] + "..."
 
 
@@ -127,6 +130,23 @@ def _collect_strings(value: Any, shape: list[int], level: int, out: list[bytes])
         raise invalid_argument(f"JSON Value: {_short(value)} is not of expected type: string")
 
 
+_MAX_DEPTH = 70  # 64 tensor dimensions + the request's own object/list levels
+
+
+def _depth_exceeds(doc: Any, limit: int) -> bool:
+    # Iterative, so it cannot itself hit the recursion limit.
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (list, dict)))
+        elif isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (list, dict)))
+    return False
+
+
 def parse_predict_body(
     body: bytes, get_inputs
 ) -> tuple[str, dict[str, np.ndarray], str]:
@@ -145,6 +165,16 @@ def parse_predict_body(
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid_argument(f"JSON Parse error: {exc}") from exc
+    except RecursionError as exc:
+        raise invalid_argument(
+            f"JSON Parse error: arrays/objects nested more than {_MAX_DEPTH} levels deep"
+        ) from exc
+    if _depth_exceeds(doc, _MAX_DEPTH):
+        # A tensor has at most 64 dimensions (numpy's limit, well under TensorFlow's 254);
+        # refusing deeper documents here keeps every later recursive step bounded.
+        raise invalid_argument(
+            f"JSON Parse error: arrays/objects nested more than {_MAX_DEPTH} levels deep"
+        )
     if not isinstance(doc, dict):
         raise invalid_argument(f"JSON Value: {_short(doc)} Is not object")
     signature_name = doc.get("signature_name", "")

@@ -16,6 +16,14 @@ from ._errors import invalid_argument
 # The largest tensor one request may expand to; a 1-element `float_val` with shape [1e12]
 # would otherwise make us allocate terabytes.
 MAX_TENSOR_BYTES = 1 << 31
+# A short `*_val` list is padded to the whole shape (Tensor::FromProto): a few bytes on the
+# wire would become up to MAX_TENSOR_BYTES in memory per input. Padding is allowed up to this
+# size; larger tensors must send their values (or tensor_content), which the message limit bounds.
+MAX_PADDED_BYTES = 64 << 20
+# numpy holds at most 64 dimensions; TensorFlow allows 254, no image model needs more than 5.
+MAX_RANK = 32
+# Bytes per DT_STRING element counted against the limits: the object pointer numpy keeps.
+_STRING_ITEMSIZE = 8
 
 _NUMPY_BY_DTYPE: dict[int, np.dtype] = {
     types_pb2.DT_FLOAT: np.dtype(np.float32),
@@ -102,13 +110,18 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, alias: str) -> np.nda
         raise bad(f"dtype {dtype_name(proto.dtype)} is not supported by this server")
     if proto.tensor_shape.unknown_rank:
         raise bad("tensor_shape has unknown_rank; a request tensor needs a concrete shape")
+    if len(proto.tensor_shape.dim) > MAX_RANK:
+        raise bad(
+            f"tensor_shape has {len(proto.tensor_shape.dim)} dimensions; this server accepts "
+            f"at most {MAX_RANK}"
+        )
     shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise bad(f"shape {shape_string(shape)} has a negative dimension")
     count = 1
     for d in shape:
         count *= d
-    itemsize = np_dtype.itemsize if proto.dtype != types_pb2.DT_STRING else 1
+    itemsize = np_dtype.itemsize if proto.dtype != types_pb2.DT_STRING else _STRING_ITEMSIZE
     if count * itemsize > MAX_TENSOR_BYTES:
         raise bad(
             f"shape {shape_string(shape)} of {dtype_name(proto.dtype)} needs "
@@ -133,13 +146,21 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, alias: str) -> np.nda
         raise bad(
             f"{field} has {n} values but shape {shape_string(shape)} holds only {count}"
         )
+    if n < count and count * itemsize > MAX_PADDED_BYTES:
+        raise bad(
+            f"{field} has {n} values for shape {shape_string(shape)}: padding it would take "
+            f"{count * itemsize} bytes, over the {MAX_PADDED_BYTES}-byte limit for padded "
+            "values; send every value (or tensor_content)"
+        )
     if proto.dtype == types_pb2.DT_STRING:
         flat = np.empty(count, dtype=object)
         flat[:n] = list(values)
         flat[n:] = values[-1] if n else b""
         return flat.reshape(shape)
     if proto.dtype == types_pb2.DT_HALF:
-        raw = np.asarray(values, dtype=np.uint16).view(np.float16)
+        # half_val holds the float16 bits in an int32; keep the low 16 bits as TensorFlow's
+        # static_cast<uint16> does (out-of-range values must not raise OverflowError here).
+        raw = (np.asarray(values, dtype=np.int64) & 0xFFFF).astype(np.uint16).view(np.float16)
     else:
         raw = np.asarray(values, dtype=np_dtype if field != "int_val" else np.int64)
         if field == "int_val":
