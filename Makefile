@@ -37,6 +37,11 @@ test-fast: $(STAMP)  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m 'not slow'
 
 bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
+	@# The competitors (tf-keras-vis, Xplique) and only the modules they import, never runtime deps.
+	$(PIP) install --quiet --no-deps -c constraints.txt tf-keras-vis xplique Deprecated scipy \
+	    opencv-python-headless tensorflow-probability tf_keras dm-tree cloudpickle decorator six \
+	    einops scikit-learn joblib threadpoolctl scikit-image lazy-loader matplotlib pyparsing \
+	    cycler python-dateutil kiwisolver fonttools
 	$(PY) -m tests.benchmarks --workdir build/bench
 
 lint: $(STAMP)  ## ruff

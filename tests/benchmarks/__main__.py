@@ -11,6 +11,13 @@ What is measured (the MNIST demo CNN with random weights, random inputs in [0, 1
   ports); `explain` via `serving_client.ServingClient` (gRPC) and via REST (`http.client`,
   keep-alive, JSON `instances`) against the in-process session call at the same batch (1 and 32).
   Target: gRPC adds <= 1.5 ms at p50, batch 1.
+* **methods** — the demo CNN exported with every explanation method (`WORKDIR/models/
+  mnist_methods/1`); per method, ms per image at batch 32 through `Tf1SavedModel`, and the
+  ratio to `serving_default`.
+* **competitors** — per method at batch 32, ours against tf-keras-vis (Saliency, SmoothGrad,
+  GradCAM) and Xplique (Saliency, SmoothGrad, IntegratedGradients, GradientInput) on the same
+  model, images and parameters; a library that is not installed is skipped with the reason.
+  Target: >= 2x faster than the fastest competitor, per method.
 
 Variants are interleaved call by call (rotating order) after a warmup, so load spikes on a noisy
 machine hit every variant alike; ratios come from the same run. Nothing is asserted: targets are
@@ -18,7 +25,8 @@ reported PASS/MISS and the process exits 0 unless a benchmark fails to run.
 
 Output: the tables on stdout and ``WORKDIR/results.json`` (all percentiles, the targets, the
 machine); the export lives in ``WORKDIR/models/mnist/1`` and the server's log in
-``WORKDIR/server.log``. Options: ``--only exporter|serving``. Takes about 2-3 minutes on 2 cores.
+``WORKDIR/server.log``. Options: ``--only exporter|serving|methods|competitors``. Takes about
+4-5 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-BENCHMARKS = ("exporter", "serving")
+BENCHMARKS = ("exporter", "serving", "methods", "competitors")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +82,25 @@ def _say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def _run_methods(model: Any, workdir: Path, selected: list[str], results: dict[str, Any]) -> None:
+    from exporter import Tf1SavedModel
+    from tests.benchmarks import bench_methods
+
+    _say("exporting the MNIST CNN with every explanation method (verification included)")
+    started = time.perf_counter()
+    export_dir, methods_config = bench_methods.export_all_methods(model, workdir)
+    _say(f"exported {', '.join(methods_config.enabled)} in {time.perf_counter() - started:.0f} s")
+    with Tf1SavedModel(export_dir) as loaded:
+        if "methods" in selected:
+            _say(f"methods: every signature at batch {bench_methods.BATCH} vs serving_default")
+            results["methods"] = bench_methods.run(loaded, methods_config.enabled)
+        if "competitors" in selected:
+            from tests.benchmarks import bench_competitors
+
+            _say(f"competitors: ours vs tf-keras-vis / Xplique at batch {bench_methods.BATCH}")
+            results["competitors"] = bench_competitors.run(model, loaded, methods_config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the selected benchmarks, prints the report, writes results.json. Returns 0."""
     args = _parser().parse_args(argv)
@@ -86,8 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": _machine()}
     model = _fixture.build_model()
-    _say(f"exporting the MNIST CNN to {workdir / 'models' / _fixture.MODEL_NAME}")
-    export_dir = _fixture.export(model, workdir)
+    if "exporter" in selected or "serving" in selected:
+        _say(f"exporting the MNIST CNN to {workdir / 'models' / _fixture.MODEL_NAME}")
+        export_dir = _fixture.export(model, workdir)
+    if "methods" in selected or "competitors" in selected:
+        _run_methods(model, workdir, selected, results)
     if "exporter" in selected:
         from tests.benchmarks import bench_exporter
 

@@ -55,6 +55,10 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
         Target("explain/predict at batch 256", _get(results, ex, "batches", 256, "explain_over_predict"), 2.5, False, "x"),
         Target("eager/explain at batch 1", _get(results, ex, "batches", 1, "eager_over_explain"), 5.0, True, "x"),
         Target("gRPC adds at p50, batch 1", _get(results, sv, "batches", 1, "grpc_adds_ms"), 1.5, False, " ms"),
+        *(
+            Target(f"{method}: fastest competitor ({r['fastest']}) / ours at batch 32", r["speedup"], 2.0, True, "x")
+            for method, r in results.get("competitors", {}).get("methods", {}).items()
+        ),
     ]  # fmt: skip
 
 
@@ -123,6 +127,37 @@ def _serving_table(serving: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _methods_table(methods: dict[str, Any]) -> str:
+    predict = methods["predict"]
+    rows = [["serving_default", "serving_default", f"{predict['ms_per_image']:.3f}", "1.00x"]]
+    for method, r in methods["methods"].items():
+        rows.append([method, r["signature"], f"{r['ms_per_image']:.3f}", f"{r['over_predict']:.2f}x"])
+    title = (
+        f"Methods: ms per image at batch {methods['batch']} through Tf1SavedModel (p50 of the batch "
+        "call / batch), relative to serving_default"
+    )
+    return f"{title}\n{format_table(['method', 'signature', 'ms/image', 'vs predict'], rows)}"
+
+
+def _competitors_table(competitors: dict[str, Any]) -> str:
+    names = sorted({k for r in competitors["methods"].values() for k in r} - {"ours", "fastest", "speedup", "timings"})
+    rows = []
+    for method, r in competitors["methods"].items():
+        verdict = "PASS" if r["speedup"] >= 2.0 else "MISS"
+        rows.append([
+            method, f"{r['ours']:.3f}", *(f"{r[n]:.3f}" if n in r else "-" for n in names),
+            f"{r['speedup']:.2f}x", verdict,
+        ])  # fmt: skip
+    header = ["method", "ours", *names, "fastest/ours", "target >= 2x"]
+    lines = [
+        f"Competitors: ms per image at batch {competitors['batch']} (p50 of the batch call / batch; "
+        "same logits model, images, targets and parameters)",
+        format_table(header, rows),
+    ]
+    lines += [f"{name}: {state}" for name, state in competitors["libraries"].items() if state != "ok"]
+    return "\n".join(lines)
+
+
 def render(results: dict[str, Any], targets: Sequence[Target]) -> str:
     """The full printed report: machine line, tables, and the PASS/MISS summary."""
     machine = results["machine"]
@@ -134,5 +169,9 @@ def render(results: dict[str, Any], targets: Sequence[Target]) -> str:
         parts.append(_exporter_table(results["exporter"]))
     if "serving" in results:
         parts.append(_serving_table(results["serving"]))
+    if "methods" in results:
+        parts.append(_methods_table(results["methods"]))
+    if "competitors" in results:
+        parts.append(_competitors_table(results["competitors"]))
     parts.append("Summary\n" + "\n".join(t.line() for t in targets))
     return "\n\n".join(parts)
