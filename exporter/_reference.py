@@ -70,6 +70,11 @@ class LogitsCopy:
                     if isinstance(layer, keras.layers.Activation):
                         return _PassThrough(name=layer.name)
                     config["activation"] = "linear"
+            if isinstance(layer, keras.layers.Lambda):
+                # Copying an in-memory Lambda runs no code the model does not already run, but
+                # Keras' ambient safe mode refuses it: a model loaded with
+                # --unsafe-deserialization could never pass verification.
+                return layer.__class__.from_config(config, safe_mode=False)
             return layer.__class__.from_config(config)
 
         clone = keras.models.clone_model(model, clone_function=clone_layer)

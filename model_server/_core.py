@@ -14,6 +14,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from ._batching import BatchScheduler
 from ._errors import ServingError, invalid_argument
 from ._manager import ServableManager, State
 from ._predict import InputValue, outputs_to_protos, run_predict
@@ -40,8 +41,9 @@ class RequestCounters:
 class ServingCore:
     """Answers requests from the servables a ``ServableManager`` holds."""
 
-    def __init__(self, manager: ServableManager) -> None:
+    def __init__(self, manager: ServableManager, batcher: BatchScheduler | None = None) -> None:
         self.manager = manager
+        self.batcher = batcher
         self.counters = RequestCounters()
 
     # ---- Predict --------------------------------------------------------------------------
@@ -91,7 +93,9 @@ class ServingCore:
                     "cannot be supplied."
                 )
             with self.manager.handle(name, version, label) as servable:
-                key, outputs = run_predict(servable, signature_name, inputs, output_filter)
+                key, outputs = run_predict(
+                    servable, signature_name, inputs, output_filter, self.batcher
+                )
                 served = servable.version
         except ServingError as exc:
             self.counters.add(name, what, exc.code_name)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from tensorflow.core.framework import tensor_pb2
 
+from ._batching import BatchScheduler
 from ._errors import ServingError, code_from_number, failed_precondition, invalid_argument
 from ._servable import LoadedServable
 from ._tensor_codec import (
@@ -41,6 +42,7 @@ def run_predict(
     signature_name: str,
     inputs: Mapping[str, InputValue],
     output_filter: Sequence[str] = (),
+    batcher: BatchScheduler | None = None,
 ) -> tuple[str, dict[str, np.ndarray]]:
     """Validate the inputs against the signature, run the session, return outputs by alias.
 
@@ -49,6 +51,7 @@ def run_predict(
         signature_name: the requested signature ('' means ``serving_default``).
         inputs: request inputs by alias (TensorProto or decoded array).
         output_filter: aliases to fetch; empty means every output.
+        batcher: run inside a server-side batch (``--enable_batching``) instead of alone.
 
     Returns:
         The resolved signature key and the outputs by alias.
@@ -61,7 +64,12 @@ def run_predict(
     _verify_request_inputs_size(signature, inputs)
     feeds = _input_values(signature, inputs)
     aliases, fetch_names = _outputs_to_fetch(signature, output_filter)
-    values = _session_run(servable, fetch_names, feeds)
+    if batcher is None:
+        values = _session_run(servable, fetch_names, feeds)
+    else:
+        values = batcher.run(
+            servable, fetch_names, feeds, lambda fetches, feed: _session_run(servable, fetches, feed)
+        )
     return key, dict(zip(aliases, values, strict=True))
 
 

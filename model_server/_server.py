@@ -7,12 +7,14 @@ import logging
 import threading
 from pathlib import Path
 
+from ._batching import BatchingOptions, BatchScheduler
 from ._config import ModelConfig, VersionPolicy
 from ._core import ServingCore
 from ._errors import ServingError
 from ._grpc_service import build_grpc_server
 from ._manager import ServableManager
 from ._predict import run_predict
+from ._tls import SslOptions
 
 log = logging.getLogger("model_server")
 
@@ -34,6 +36,10 @@ class ServerOptions:
         rest_api_max_body_bytes: REST request body limit.
         grpc_max_threads: gRPC worker threads.
         shutdown_grace_seconds: how long stop() lets in-flight requests finish.
+        batching: server-side request batching (``--enable_batching``); None runs each
+            request alone.
+        ssl: TLS for gRPC (``--ssl_config_file``); None serves plaintext. REST stays plain
+            HTTP, as in TF Serving.
     """
 
     models: tuple[ModelConfig, ...]
@@ -45,6 +51,8 @@ class ServerOptions:
     rest_api_max_body_bytes: int = 64 * MiB
     grpc_max_threads: int = 16
     shutdown_grace_seconds: float = 10.0
+    batching: BatchingOptions | None = None
+    ssl: SslOptions | None = None
 
     @classmethod
     def single_model(cls, name: str, base_path: str | Path, **kwargs) -> ServerOptions:
@@ -83,6 +91,7 @@ class ModelServer:
             warmup=_replay_warmup,
             unload_grace_seconds=max(options.shutdown_grace_seconds, 1.0),
         )
+        self._batcher: BatchScheduler | None = None
         self.core = ServingCore(self.manager)
         self._grpc = None
         self._rest = None
@@ -134,18 +143,24 @@ class ModelServer:
             raise ModelServerError("initial model load failed: " + " | ".join(failed))
 
         opts = self.options
+        if opts.batching is not None:
+            self._batcher = self.core.batcher = BatchScheduler(opts.batching)
         self._grpc = build_grpc_server(
             self.core, max_workers=opts.grpc_max_threads, max_message_bytes=opts.max_message_bytes
         )
         address = _join_host_port(opts.host, opts.port)
         try:
-            grpc_port = self._grpc.add_insecure_port(address)
+            if opts.ssl is not None:
+                grpc_port = self._grpc.add_secure_port(address, opts.ssl.server_credentials())
+            else:
+                grpc_port = self._grpc.add_insecure_port(address)
         except RuntimeError as exc:
             grpc_port = 0
             cause = exc
         else:
             cause = None
         if not grpc_port:
+            self._stop_batcher()
             self.manager.stop()
             raise ModelServerError(f"cannot bind gRPC at {address}: {cause or 'port in use?'}")
         rest_port = None
@@ -157,6 +172,7 @@ class ModelServer:
                     self.core, opts.host, opts.rest_api_port, max_body_bytes=opts.rest_api_max_body_bytes
                 )
             except OSError as exc:
+                self._stop_batcher()
                 self.manager.stop()
                 raise ModelServerError(
                     f"cannot bind REST at {_join_host_port(opts.host, opts.rest_api_port)}: {exc}"
@@ -185,8 +201,14 @@ class ModelServer:
             self._grpc.stop(grace).wait(grace + 1)
         if self._rest is not None:
             self._rest.server_close()  # joins the handler threads
+        self._stop_batcher()
         self.manager.stop()
         log.info("Server stopped")
+
+    def _stop_batcher(self) -> None:
+        if self._batcher is not None:
+            self._batcher.stop()
+            self._batcher = self.core.batcher = None
 
     def __enter__(self) -> ModelServer:
         self.start()

@@ -16,8 +16,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from ._batching import BatchingOptions
 from ._config import parse_model_config_file
 from ._server import MiB, ModelServer, ModelServerError, ServerOptions, _join_host_port
+from ._tls import SslOptions
 
 GRPC_LINE = "Running gRPC ModelServer at {address} ..."
 REST_LINE = "Exporting HTTP/REST API at {address} ..."
@@ -60,7 +62,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc_max_threads", type=int, default=16, help="gRPC worker threads")
     p.add_argument("--shutdown_grace_seconds", type=float, default=10.0,
                    help="on SIGTERM/SIGINT, how long in-flight requests may finish")
+    p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
+                   help="batch concurrent requests server-side (default false)")
+    p.add_argument("--batching_parameters_file",
+                   help="text-format BatchingParameters (max_batch_size, batch_timeout_micros, "
+                        "num_batch_threads, max_enqueued_batches, allowed_batch_sizes); needs "
+                        "--enable_batching")
+    p.add_argument("--ssl_config_file",
+                   help="text-format SSLConfig (server_key, server_cert PEM contents; custom_ca, "
+                        "client_verify for mutual TLS): serve gRPC over TLS")
     return p
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _read(path: str, flag: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {flag} {path}: {exc}") from exc
 
 
 def options_from_args(args: argparse.Namespace) -> ServerOptions:
@@ -74,6 +102,21 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
             "expected exactly one of --model_base_path (with --model_name) or --model_config_file; "
             f"got model_base_path={args.model_base_path!r}, model_config_file={args.model_config_file!r}"
         )
+    if args.batching_parameters_file and not args.enable_batching:
+        raise ValueError("--batching_parameters_file is only used with --enable_batching=true")
+    batching = None
+    if args.enable_batching:
+        batching = BatchingOptions()
+        if args.batching_parameters_file:
+            batching = BatchingOptions.from_text(
+                _read(args.batching_parameters_file, "--batching_parameters_file"),
+                source=args.batching_parameters_file,
+            )
+    ssl = None
+    if args.ssl_config_file:
+        ssl = SslOptions.from_text(
+            _read(args.ssl_config_file, "--ssl_config_file"), source=args.ssl_config_file
+        )
     common = dict(
         port=max(args.port, 0),
         rest_api_port=None if args.rest_api_port == 0 else max(args.rest_api_port, 0),
@@ -83,6 +126,8 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         rest_api_max_body_bytes=args.rest_api_max_body_bytes,
         grpc_max_threads=args.grpc_max_threads,
         shutdown_grace_seconds=args.shutdown_grace_seconds,
+        batching=batching,
+        ssl=ssl,
     )
     if args.model_config_file:
         return ServerOptions(models=tuple(parse_model_config_file(args.model_config_file)), **common)

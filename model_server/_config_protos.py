@@ -1,0 +1,104 @@
+"""TF Serving config messages the ``tensorflow-serving-api`` wheel does not ship.
+
+``BatchingParameters`` (``servables/tensorflow/session_bundle_config.proto``) and ``SSLConfig``
+(``config/ssl_config.proto``) are absent from the 2.21 wheel, so they are rebuilt here from the
+upstream ``.proto`` files: same package, message names, field names, numbers and types, in a
+private descriptor pool so they never clash with official modules a later wheel may add. The
+official module wins when it is importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+_F = descriptor_pb2.FieldDescriptorProto
+_INT64 = ".google.protobuf.Int64Value"
+
+# (name, number, type, label, type_name), transcribed from the upstream .proto files.
+_BATCHING_FIELDS = [
+    ("max_batch_size", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, _INT64),
+    ("batch_timeout_micros", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, _INT64),
+    ("max_enqueued_batches", 3, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, _INT64),
+    ("num_batch_threads", 4, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, _INT64),
+    ("thread_pool_name", 5, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.StringValue"),
+    ("allowed_batch_sizes", 6, _F.TYPE_INT64, _F.LABEL_REPEATED, None),
+    ("pad_variable_length_inputs", 7, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
+]
+_SSL_FIELDS = [
+    ("server_key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ("server_cert", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ("custom_ca", 3, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ("client_verify", 4, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
+]
+
+_POOL: descriptor_pool.DescriptorPool | None = None
+
+
+def _file(name: str, messages: dict[str, list], deps: list[str]) -> descriptor_pb2.FileDescriptorProto:
+    proto = descriptor_pb2.FileDescriptorProto(
+        name=name, package="tensorflow.serving", syntax="proto3", dependency=deps
+    )
+    for message_name, fields in messages.items():
+        message = proto.message_type.add(name=message_name)
+        for field_name, number, field_type, label, type_name in fields:
+            field = message.field.add(name=field_name, number=number, type=field_type, label=label)
+            if type_name:
+                field.type_name = type_name
+    return proto
+
+
+def _transcribed(full_name: str) -> Any:
+    global _POOL
+    if _POOL is None:
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
+        pool.Add(
+            _file(
+                "model_server_transcribed/session_bundle_config.proto",
+                {"BatchingParameters": _BATCHING_FIELDS},
+                ["google/protobuf/wrappers.proto"],
+            )
+        )
+        pool.Add(_file("model_server_transcribed/ssl_config.proto", {"SSLConfig": _SSL_FIELDS}, []))
+        _POOL = pool
+    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full_name))
+
+
+def _official(module: str, name: str) -> Any | None:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def batching_parameters_class() -> Any:
+    """``tensorflow.serving.BatchingParameters``."""
+    return _official(
+        "tensorflow_serving.servables.tensorflow.session_bundle_config_pb2", "BatchingParameters"
+    ) or _transcribed("tensorflow.serving.BatchingParameters")
+
+
+def ssl_config_class() -> Any:
+    """``tensorflow.serving.SSLConfig``."""
+    return _official("tensorflow_serving.config.ssl_config_pb2", "SSLConfig") or _transcribed(
+        "tensorflow.serving.SSLConfig"
+    )
+
+
+def parse_text(cls: Any, text: str, source: str) -> Any:
+    """Parse a text-format message of ``cls``; unknown fields are errors.
+
+    Raises:
+        ValueError: naming the file and the parser's complaint.
+    """
+    from google.protobuf import text_format
+
+    message = cls()
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as exc:
+        raise ValueError(f"{source}: not a text-format {cls.DESCRIPTOR.full_name}: {exc}") from exc
+    return message
