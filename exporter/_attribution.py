@@ -12,6 +12,7 @@ import tensorflow as tf
 
 __all__ = [
     "chunked_weighted_gradients",
+    "gradcam",
     "gradient_at",
     "integrated_gradients_points",
     "normalize_per_example",
@@ -118,6 +119,41 @@ def gradient_at(
         tape.watch(images)
         selected = tf.gather(logits_fn(images), target, axis=1, batch_dims=1)
     return tape.gradient(selected, images)
+
+
+def gradcam(
+    activations_and_logits: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]],
+    images: tf.Tensor,
+    target_fn: Callable[[tf.Tensor], tf.Tensor],
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Grad-CAM (Selvaraju et al. 2017), upsampled to the input and normalized.
+
+    w_k = mean over (i, j) of d logit[target] / d A_k[i, j]; map = ReLU(Σ_k w_k A_k),
+    resized bilinearly to the input's H×W, then min-max normalized per example.
+
+    Args:
+        activations_and_logits: images → (activations [B,h,w,k], logits [B,K]).
+        images: [B,H,W,C].
+        target_fn: logits → target class int32 [B].
+
+    Returns:
+        (saliency [B,H,W] in [0, 1], logits [B,K], target [B]).
+
+    Raises:
+        ValueError: At trace time, if the logits do not depend on the activations.
+    """
+    with tf.GradientTape() as tape:
+        activations, logits = activations_and_logits(images)
+        tape.watch(activations)
+        target = tf.stop_gradient(target_fn(logits))
+        selected = tf.gather(logits, target, axis=1, batch_dims=1)
+    gradient = tape.gradient(selected, activations)
+    if gradient is None:
+        raise ValueError("The logits do not depend on the Grad-CAM layer's activations.")
+    weights = tf.reduce_mean(gradient, axis=[1, 2], keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1, keepdims=True))
+    upsampled = tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
+    return normalize_per_example(upsampled), logits, target
 
 
 # A point function maps copy indices int32 [k] to (inputs [k,B,H,W,C], weights float32 [k]).

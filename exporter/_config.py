@@ -29,7 +29,7 @@ __all__ = [
 REDUCTIONS: tuple[str, ...] = ("max_abs", "max", "sum_abs", "l2")
 
 #: Explanation methods that can be exported; `vanilla` (the `explain` signature) always is.
-METHODS: tuple[str, ...] = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input")
+METHODS: tuple[str, ...] = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,8 @@ class MethodsConfig:
         ig_steps: m, the integration intervals of Integrated Gradients (trapezoidal rule,
             m + 1 gradient evaluations).
         ig_baseline: The constant baseline image value (0 = black).
+        gradcam_layer: The spatial layer Grad-CAM explains; by default the last layer
+            whose output is [batch, h, w, channels].
     """
 
     enabled: tuple[str, ...] = ("vanilla",)
@@ -58,6 +60,7 @@ class MethodsConfig:
     smoothgrad_seed: int = 0
     ig_steps: int = 64
     ig_baseline: float = 0.0
+    gradcam_layer: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.enabled if m not in METHODS]
@@ -75,6 +78,47 @@ class MethodsConfig:
         low, high = self.smoothgrad_input_range
         if not low < high:
             raise ConfigError(f"smoothgrad.input_range must be [low, high] with low < high; received {[low, high]}.")
+
+
+#: Formats of the signatures' `images` input (`[input] format`, `--input-format`).
+INPUT_FORMATS: tuple[str, ...] = ("float32", "uint8", "image_bytes")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """What clients send as `images`; the model always sees float32 [B,H,W,C].
+
+    For `uint8` ([B,H,W,C] pixels) and `image_bytes` (tf.string [B] of PNG/JPEG/GIF/BMP
+    bytes, decoded and resized in the graph) the model input is `pixel * scale + offset`.
+
+    Attributes:
+        format: One of `INPUT_FORMATS`.
+        scale: Multiplies the pixel values (default 1/255); uint8 and image_bytes only.
+        offset: Added after scaling (default 0); uint8 and image_bytes only.
+    """
+
+    format: str = "float32"
+    scale: float | None = None
+    offset: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in INPUT_FORMATS:
+            raise ConfigError(
+                f"input.format must be one of {', '.join(INPUT_FORMATS)}; received {self.format!r}."
+            )
+        if self.format == "float32":
+            if self.scale is not None or self.offset is not None:
+                raise ConfigError(
+                    "input.scale and input.offset apply to the uint8 and image_bytes formats; "
+                    "float32 images are the model's input as they are. Remove them or set input.format."
+                )
+            return
+        scale = 1.0 / 255.0 if self.scale is None else float(self.scale)
+        offset = 0.0 if self.offset is None else float(self.offset)
+        if not (math.isfinite(scale) and scale != 0 and math.isfinite(offset)):
+            raise ConfigError(f"input.scale must be finite and non-zero, input.offset finite; received {scale}, {offset}.")
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "offset", offset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +204,7 @@ class ExportConfig:
         class_names: Optional class names, written as `assets/class_names.txt`.
         logits_layer: Name of the layer whose output are the logits (overrides detection).
         reduction: Channel reduction of the saliency map, one of `REDUCTIONS`.
+        input: The format of the signatures' `images` input (float32 by default).
         warmup_batch_sizes: Batch sizes of the warmup requests written per signature.
         verification: Verification settings.
         methods: Which explanation signatures are exported, and their parameters.
@@ -171,6 +216,7 @@ class ExportConfig:
     class_names: tuple[str, ...] | None = None
     logits_layer: str | None = None
     reduction: str = "max_abs"
+    input: InputConfig = dataclasses.field(default_factory=InputConfig)
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
     verification: VerificationConfig = dataclasses.field(default_factory=VerificationConfig)
     methods: MethodsConfig = dataclasses.field(default_factory=MethodsConfig)
@@ -256,7 +302,9 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
             names the key.
     """
     _check_keys(
-        "", data, {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients", "evaluation"}
+        "",
+        data,
+        {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients", "evaluation", "gradcam", "input"},
     )
     kwargs: dict[str, Any] = {}
 
@@ -275,6 +323,16 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
     _check_keys("saliency", saliency, {"reduction"})
     if "reduction" in saliency:
         kwargs["reduction"] = _str("saliency.reduction", saliency["reduction"])
+
+    inputs = _table(data, "input")
+    _check_keys("input", inputs, {"format", "scale", "offset"})
+    ikwargs: dict[str, Any] = {}
+    if "format" in inputs:
+        ikwargs["format"] = _str("input.format", inputs["format"])
+    for key in ("scale", "offset"):
+        if key in inputs:
+            ikwargs[key] = _float(f"input.{key}", inputs[key], positive=False)
+    kwargs["input"] = InputConfig(**ikwargs)
 
     warmup = _table(data, "warmup")
     _check_keys("warmup", warmup, {"batch_sizes"})
@@ -342,7 +400,7 @@ def _range(key: str, value: Any) -> tuple[float, float]:
 
 
 def _methods_from_mapping(data: Mapping[str, Any]) -> MethodsConfig:
-    """Tables `[methods]`, `[smoothgrad]` and `[integrated_gradients]` → `MethodsConfig`."""
+    """Tables `[methods]`, `[smoothgrad]`, `[integrated_gradients]`, `[gradcam]` → `MethodsConfig`."""
     kwargs: dict[str, Any] = {}
     methods = _table(data, "methods")
     _check_keys("methods", methods, {"enabled", "internal_batch"})
@@ -371,6 +429,11 @@ def _methods_from_mapping(data: Mapping[str, Any]) -> MethodsConfig:
         kwargs["ig_steps"] = _int("integrated_gradients.steps", ig["steps"], minimum=1)
     if "baseline" in ig:
         kwargs["ig_baseline"] = _float("integrated_gradients.baseline", ig["baseline"], positive=False)
+
+    gradcam = _table(data, "gradcam")
+    _check_keys("gradcam", gradcam, {"layer"})
+    if "layer" in gradcam:
+        kwargs["gradcam_layer"] = _str("gradcam.layer", gradcam["layer"])
     return MethodsConfig(**kwargs)
 
 

@@ -6,6 +6,7 @@ __all__ = [
     "APPROXIMATION_ERROR",
     "ATTRIBUTIONS",
     "EXPLAIN",
+    "EXPLAIN_GRADCAM",
     "EXPLAIN_GRADIENT_X_INPUT",
     "EXPLAIN_INTEGRATED_GRADIENTS",
     "EXPLAIN_OUTPUTS",
@@ -24,12 +25,14 @@ EXPLAIN = "explain"
 EXPLAIN_SMOOTHGRAD = "explain_smoothgrad"
 EXPLAIN_INTEGRATED_GRADIENTS = "explain_integrated_gradients"
 EXPLAIN_GRADIENT_X_INPUT = "explain_gradient_x_input"
+EXPLAIN_GRADCAM = "explain_gradcam"
 #: Export method name (config `[methods] enabled`, CLI `--methods`) → signature name.
 EXPLAIN_SIGNATURES = {
     "vanilla": EXPLAIN,
     "smoothgrad": EXPLAIN_SMOOTHGRAD,
     "integrated_gradients": EXPLAIN_INTEGRATED_GRADIENTS,
     "gradient_x_input": EXPLAIN_GRADIENT_X_INPUT,
+    "gradcam": EXPLAIN_GRADCAM,
 }
 
 IMAGES = "images"

@@ -14,6 +14,7 @@ import numpy as np
 from exporter import _contract as c
 from exporter._config import ExportConfig, load_config
 from exporter._errors import UnsupportedModelError
+from exporter._gradcam import GradCamView, find_gradcam_view
 from exporter._graph_defaults import record_signature_defaults
 from exporter._loading import load_keras_model, model_fingerprint
 from exporter._logits import LogitsHead, find_logits
@@ -112,8 +113,16 @@ class SaliencyExporter:
                 f"has {self.head.num_classes} classes."
             )
         self._check_named_head()
+        self.gradcam: GradCamView | None = None
+        if "gradcam" in self.config.methods.enabled:
+            self.gradcam = find_gradcam_view(model, self.head, self.config.methods.gradcam_layer)
         self.signatures = build_signatures(
-            self.head, self.input_shape, self.config.reduction, self.config.methods
+            self.head,
+            self.input_shape,
+            self.config.reduction,
+            self.config.methods,
+            self.gradcam,
+            self.config.input,
         )
 
     def _check_named_head(self) -> None:
@@ -164,6 +173,7 @@ class SaliencyExporter:
             input_shape=self.input_shape,
             batch_sizes=self.config.warmup_batch_sizes,
             seed=self.config.verification.seed,
+            input_format=self.config.input.format,
         )
         if self.config.class_names is not None:
             path = export_dir / CLASS_NAMES_ASSET
@@ -184,7 +194,8 @@ class SaliencyExporter:
             base_dir: The model's base path (TF Serving's `--model_base_path`).
             version: Version number; the next free one by default.
             report_path: Also write the JSON report here.
-            samples: Verification inputs [N,H,W,C]; random ones by default.
+            samples: Verification inputs [N,H,W,C] as float model inputs (quantized to
+                pixels for the uint8 and image_bytes formats); random ones by default.
 
         Returns:
             The published `ExportResult`.
@@ -211,6 +222,8 @@ class SaliencyExporter:
                 model_outputs_probabilities=self.model_outputs_probabilities,
                 samples=samples,
                 methods=self.config.methods,
+                gradcam_layer=self.gradcam.layer_name if self.gradcam else None,
+                input_config=self.config.input,
             )
             evaluation = None
             if self.config.evaluation.enabled:
@@ -234,6 +247,7 @@ class SaliencyExporter:
                     "version": version,
                     "path": str((base_dir / str(version)).resolve()),
                     "reduction": self.config.reduction,
+                    "input": dataclasses.asdict(self.config.input),
                     "methods": dataclasses.asdict(self.config.methods),
                     "warmup_file": str(WARMUP_FILE),
                     "warmup_batch_sizes": list(self.config.warmup_batch_sizes),

@@ -46,6 +46,11 @@ class LogitsHead:
     num_classes: int
     logits_fn: Callable[[tf.Tensor], tf.Tensor]
     probabilities_fn: Callable[[tf.Tensor], tf.Tensor]
+    #: The symbolic tensor of the user's model that `logits_fn` evaluates, and the function
+    #: from that tensor's value to the logits: logits_fn(x) == logits_from_tensor(view(x)).
+    #: Grad-CAM builds a two-output view (activations, this tensor) from them.
+    tensor: Any = None
+    logits_from_tensor: Callable[[tf.Tensor], tf.Tensor] | None = None
 
     def describe(self) -> str:
         """One line for logs and reports."""
@@ -81,7 +86,7 @@ def _submodel(model: keras.Model, tensor: Any) -> keras.Model:
     return keras.Model(model.inputs[0], tensor, name=f"{model.name}_logits_view")
 
 
-def _dense_pre_activation(model: keras.Model, layer: Any, features: Any) -> Callable:
+def _dense_pre_activation(model: keras.Model, layer: Any, features: Any) -> _Path:
     """logits_fn for a Dense layer, computed without its activation."""
     if not isinstance(layer, keras.layers.Dense) or features is None:
         raise LogitsNotFoundError(
@@ -94,33 +99,42 @@ def _dense_pre_activation(model: keras.Model, layer: Any, features: Any) -> Call
             f"Layer {layer.name!r} is quantized ({layer.quantization_mode}); "
             "quantized heads are not supported. " + _HINT
         )
-    feature_model = _submodel(model, features)
-
-    def logits_fn(images: tf.Tensor) -> tf.Tensor:
-        hidden = feature_model(images, training=False)
+    def pre_activation(hidden: tf.Tensor) -> tf.Tensor:
         logits = tf.matmul(hidden, layer.kernel)
         if layer.use_bias:
             logits = logits + layer.bias
         return logits
 
-    return logits_fn
+    return _Path(_submodel(model, features), features, pre_activation)
 
 
-def _view_fn(view: keras.Model) -> Callable:
-    def logits_fn(images: tf.Tensor) -> tf.Tensor:
-        return view(images, training=False)
+class _Path:
+    """images → logits as `post(view(images))`; keeps the view's tensor for Grad-CAM."""
 
-    return logits_fn
+    def __init__(self, view: keras.Model, tensor: Any, post: Callable | None = None) -> None:
+        self.view, self.tensor = view, tensor
+        self.post = post or tf.identity
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        return self.post(self.view(images, training=False))
 
 
-def _binary(fn: Callable) -> Callable:
+def _view_fn(view: keras.Model) -> _Path:
+    return _Path(view, view.outputs[0])
+
+
+def _binary(path: _Path) -> _Path:
     """One sigmoid unit z → two-class logits [-z, z] (class 0 → −z, class 1 → +z)."""
 
-    def logits_fn(images: tf.Tensor) -> tf.Tensor:
-        z = fn(images)
+    def two_class(value: tf.Tensor) -> tf.Tensor:
+        z = path.post(value)
         return tf.concat([-z, z], axis=-1)
 
-    return logits_fn
+    return _Path(path.view, path.tensor, two_class)
+
+
+def _head(kind: str, layer_name: str, num_classes: int, path: _Path, probabilities_fn: Callable) -> LogitsHead:
+    return LogitsHead(kind, layer_name, num_classes, path, probabilities_fn, path.tensor, path.post)
 
 
 def _softmax(logits: tf.Tensor) -> tf.Tensor:
@@ -157,10 +171,10 @@ def _named(model: keras.Model, name: str) -> LogitsHead:
                     f"Layer {name!r} has {units} sigmoid units (multi-label); only a "
                     "single-unit sigmoid binary classifier is supported."
                 )
-            return LogitsHead("sigmoid_binary", name, 2, _binary(logits_fn), tf.sigmoid)
-        return LogitsHead("named_layer", name, units, logits_fn, _softmax)
+            return _head("sigmoid_binary", name, 2, _binary(logits_fn), tf.sigmoid)
+        return _head("named_layer", name, units, logits_fn, _softmax)
     units = _width(layer.output, f"the output of layer {name!r}")
-    return LogitsHead("named_layer", name, units, _view_fn(_submodel(model, layer.output)), _softmax)
+    return _head("named_layer", name, units, _view_fn(_submodel(model, layer.output)), _softmax)
 
 
 def find_logits(model: keras.Model, logits_layer: str | None = None) -> LogitsHead:
@@ -209,15 +223,15 @@ def find_logits(model: keras.Model, logits_layer: str | None = None) -> LogitsHe
             raise LogitsNotFoundError(
                 f"Softmax layer {layer.name!r} normalizes axis {axis}, not the class axis. " + _HINT
             )
-        return LogitsHead("softmax_layer", layer.name, width, _view_fn(_submodel(model, features)), _softmax)
+        return _head("softmax_layer", layer.name, width, _view_fn(_submodel(model, features)), _softmax)
 
     if isinstance(layer, keras.layers.Activation) and activation == "sigmoid" and width == 1:
-        return LogitsHead(
+        return _head(
             "sigmoid_binary", layer.name, 2, _binary(_view_fn(_submodel(model, features))), tf.sigmoid
         )
 
     if activation == "softmax":
-        return LogitsHead(
+        return _head(
             "fused_softmax", layer.name, width, _dense_pre_activation(model, layer, features), _softmax
         )
 
@@ -228,12 +242,12 @@ def find_logits(model: keras.Model, logits_layer: str | None = None) -> LogitsHe
                 "single-label softmax classifiers and one-unit sigmoid binary classifiers "
                 "are supported. " + _HINT
             )
-        return LogitsHead(
+        return _head(
             "sigmoid_binary", layer.name, 2, _binary(_dense_pre_activation(model, layer, features)), tf.sigmoid
         )
 
     if activation == "linear":
-        return LogitsHead("logits_output", layer.name, width, _view_fn(_submodel(model, output)), _softmax)
+        return _head("logits_output", layer.name, width, _view_fn(_submodel(model, output)), _softmax)
 
     raise LogitsNotFoundError(
         f"Cannot tell whether the output of layer {layer.name!r} ({type(layer).__name__}, "

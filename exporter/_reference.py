@@ -17,6 +17,7 @@ __all__ = [
     "LogitsCopy",
     "numpy_saliency",
     "reference_explain",
+    "reference_gradcam",
     "reference_gradient_x_input",
     "reference_integrated_gradients",
     "reference_smoothgrad",
@@ -212,4 +213,31 @@ def reference_gradient_x_input(
     out = _clean(copy, images, target_class)
     out["gradient"] = copy.gradient(images, out["target_class"])
     out["saliency"] = numpy_saliency(out["gradient"] * images, reduction)
+    return out
+
+
+def reference_gradcam(
+    copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, layer_name: str
+) -> dict[str, np.ndarray]:
+    """What `explain_gradcam` must return: eager GradientTape on the copy's activations.
+
+    The copy's layer `layer_name` (same name as in the user's model) is made a second
+    output; channel weights, ReLU and min-max are in numpy; only the bilinear resize is
+    TensorFlow's (`tf.image.resize`, as documented for the signature).
+    """
+    out = _clean(copy, images, target_class)
+    view = keras.Model(copy.model.inputs, [copy.model.get_layer(layer_name).output, copy.model.outputs[0]])
+    x = tf.constant(images, tf.float32)
+    with tf.GradientTape() as tape:
+        activations, logits = view(x, training=False)
+        tape.watch(activations)
+        if copy.binary:
+            logits = tf.concat([-logits, logits], axis=-1)
+        selected = tf.reduce_sum(logits * tf.one_hot(out["target_class"], logits.shape[-1]), axis=-1)
+    gradient = tape.gradient(selected, activations).numpy().astype(np.float64)
+    activations = activations.numpy().astype(np.float64)
+    weights = gradient.mean(axis=(1, 2), keepdims=True)
+    cam = np.maximum((weights * activations).sum(axis=-1, keepdims=True), 0.0)
+    upsampled = tf.image.resize(cam.astype(np.float32), images.shape[1:3], method="bilinear").numpy()
+    out["saliency"] = numpy_saliency(upsampled, "max")
     return out

@@ -7,6 +7,7 @@ import tensorflow as tf
 from exporter import _contract as c
 from exporter._attribution import (
     chunked_weighted_gradients,
+    gradcam,
     gradient_at,
     integrated_gradients_points,
     resolve_target,
@@ -14,13 +15,16 @@ from exporter._attribution import (
     smoothgrad_points,
     vanilla_gradient,
 )
-from exporter._config import MethodsConfig
+from exporter._config import InputConfig, MethodsConfig
+from exporter._gradcam import GradCamView
+from exporter._inputs import images_spec as format_spec
+from exporter._inputs import to_model_input
 from exporter._logits import LogitsHead
 
 __all__ = ["build_signatures"]
 
 
-def _finite(images: tf.Tensor) -> tf.Tensor:
+def _finite_float(images: tf.Tensor) -> tf.Tensor:
     # In-graph, so stock TF Serving rejects NaN/Inf with INVALID_ARGUMENT too.
     return tf.debugging.check_numerics(images, "images must be finite (received NaN or Inf)")
 
@@ -38,6 +42,8 @@ def build_signatures(
     input_shape: tuple[int, int, int],
     reduction: str,
     methods: MethodsConfig | None = None,
+    gradcam_view: GradCamView | None = None,
+    input_config: InputConfig | None = None,
 ) -> dict[str, tf.types.experimental.PolymorphicFunction]:
     """Builds `serving_default`, `explain` and the other enabled explanation signatures.
 
@@ -46,11 +52,18 @@ def build_signatures(
         input_shape: (H, W, C) of one image.
         reduction: Channel reduction of the saliency map.
         methods: Extra methods and their parameters; only `explain` by default.
+        gradcam_view: The (activations, logits) view; required when `gradcam` is enabled.
+        input_config: The format of `images` (float32 by default); every signature
+            converts it to the model's float input first, and explains that.
 
     Returns:
         Signature name → `tf.function` with a fixed input signature (batch dynamic).
     """
-    images_spec = tf.TensorSpec([None, *input_shape], tf.float32, name=c.IMAGES)
+    input_config = input_config or InputConfig()
+    images_spec = format_spec(input_config, input_shape)
+
+    def _finite(images: tf.Tensor) -> tf.Tensor:
+        return _finite_float(to_model_input(images, input_config, input_shape))
     target_spec = tf.TensorSpec([None], tf.int32, name=c.TARGET_CLASS)
     num_classes = head.num_classes
 
@@ -142,5 +155,23 @@ def build_signatures(
             return outputs
 
         functions[c.EXPLAIN_GRADIENT_X_INPUT] = explain_gradient_x_input
+
+    if "gradcam" in methods.enabled:
+        if gradcam_view is None:
+            raise ValueError("The gradcam method needs a gradcam_view (see exporter._gradcam).")
+
+        @tf.function(input_signature=[images_spec, target_spec], autograph=False)
+        def explain_gradcam(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
+            def target_fn(logits: tf.Tensor) -> tf.Tensor:
+                predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                return resolve_target(target_class, predicted, num_classes)
+
+            saliency, logits, target = gradcam(gradcam_view.activations_and_logits, _finite(images), target_fn)
+            outputs = _prediction(head, logits)
+            outputs[c.TARGET_CLASS] = target
+            outputs[c.SALIENCY] = saliency
+            return outputs
+
+        functions[c.EXPLAIN_GRADCAM] = explain_gradcam
 
     return functions

@@ -18,11 +18,13 @@ import keras
 import numpy as np
 
 from exporter import _contract as c
-from exporter._config import MethodsConfig, VerificationConfig
+from exporter._config import InputConfig, MethodsConfig, VerificationConfig
 from exporter._errors import VerificationError
+from exporter._inputs import encode_samples
 from exporter._reference import (
     LogitsCopy,
     reference_explain,
+    reference_gradcam,
     reference_gradient_x_input,
     reference_integrated_gradients,
     reference_smoothgrad,
@@ -32,6 +34,8 @@ from exporter._tf1 import Tf1SavedModel
 __all__ = ["check_contract", "verify_export"]
 
 _DT_FLOAT, _DT_INT32 = 1, 3
+#: DataType of `images` for each input format.
+_IMAGES_DTYPE = {"float32": _DT_FLOAT, "uint8": 4, "image_bytes": 7}
 _EXPECTED = {
     c.SERVING_DEFAULT: (
         {c.IMAGES: _DT_FLOAT},
@@ -54,6 +58,7 @@ _EXPLAIN_OUTPUT_TYPES = _EXPECTED[c.EXPLAIN][1]
 _METHOD_EXPECTED = {
     c.EXPLAIN_SMOOTHGRAD: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
     c.EXPLAIN_GRADIENT_X_INPUT: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
+    c.EXPLAIN_GRADCAM: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
     c.EXPLAIN_INTEGRATED_GRADIENTS: (
         _EXPECTED[c.EXPLAIN][0],
         {**_EXPLAIN_OUTPUT_TYPES, c.ATTRIBUTIONS: _DT_FLOAT, c.APPROXIMATION_ERROR: _DT_FLOAT},
@@ -61,16 +66,20 @@ _METHOD_EXPECTED = {
 }
 
 
-def check_contract(signature_defs: dict[str, Any], methods: MethodsConfig | None = None) -> None:
+def check_contract(
+    signature_defs: dict[str, Any], methods: MethodsConfig | None = None, input_format: str = "float32"
+) -> None:
     """Raises VerificationError unless the SignatureDefs follow the documented contract.
 
     Args:
         signature_defs: Signature name → SignatureDef.
         methods: The exported methods; their signatures are checked too.
+        input_format: The export's input format (sets the dtype of `images`).
     """
     enabled = {c.EXPLAIN_SIGNATURES[m] for m in (methods or MethodsConfig()).enabled}
     expected = {**_EXPECTED, **{k: v for k, v in _METHOD_EXPECTED.items() if k in enabled}}
     for name, (inputs, outputs) in expected.items():
+        inputs = {**inputs, c.IMAGES: _IMAGES_DTYPE[input_format]}
         if name not in signature_defs:
             raise VerificationError(
                 f"Signature {name!r} is missing; found {sorted(signature_defs)}."
@@ -148,6 +157,8 @@ def verify_export(
     model_outputs_probabilities: bool = True,
     samples: np.ndarray | None = None,
     methods: MethodsConfig | None = None,
+    gradcam_layer: str | None = None,
+    input_config: InputConfig | None = None,
 ) -> dict[str, Any]:
     """Verifies the SavedModel at `export_dir` against `model`.
 
@@ -165,6 +176,11 @@ def verify_export(
         methods: The exported explanation methods; each extra signature is compared
             with its eager reference (`saliency`, and for IG `attributions` and
             `approximation_error`), for the predicted and for another class.
+        gradcam_layer: The spatial layer the Grad-CAM signature explains (resolved).
+        input_config: The input format. For uint8 and image_bytes the samples are
+            quantized (PNG-encoded for bytes), the references computed on the quantized
+            float images, and the finite-difference check (which needs float inputs) is
+            skipped.
 
     Returns:
         The verification figures (for the report).
@@ -176,7 +192,8 @@ def verify_export(
         rng = np.random.default_rng(config.seed)
         low, high = config.sample_range
         samples = rng.uniform(low, high, (config.num_samples, *input_shape)).astype(np.float32)
-    samples = np.asarray(samples, np.float32)
+    input_config = input_config or InputConfig()
+    feed_images, samples = encode_samples(samples, input_config)
 
     copy = LogitsCopy.of(model, logits_layer)
     reference = reference_explain(copy, samples, None, reduction)
@@ -186,10 +203,10 @@ def verify_export(
 
     figures: dict[str, Any] = {"samples": int(samples.shape[0])}
     with Tf1SavedModel(export_dir) as saved:
-        check_contract(saved.signature_defs, methods)
-        predict = saved.run(c.SERVING_DEFAULT, {c.IMAGES: samples})
-        explain = saved.run(c.EXPLAIN, {c.IMAGES: samples})
-        explain_other = saved.run(c.EXPLAIN, {c.IMAGES: samples, c.TARGET_CLASS: other})
+        check_contract(saved.signature_defs, methods, input_config.format)
+        predict = saved.run(c.SERVING_DEFAULT, {c.IMAGES: feed_images})
+        explain = saved.run(c.EXPLAIN, {c.IMAGES: feed_images})
+        explain_other = saved.run(c.EXPLAIN, {c.IMAGES: feed_images, c.TARGET_CLASS: other})
 
         checks = [
             ("logits", _max_abs_diff(predict[c.LOGITS], reference["logits"]), config.logits_atol),
@@ -220,11 +237,19 @@ def verify_export(
                 f"explain ignored target_class: expected {other.tolist()}, received "
                 f"{explain_other[c.TARGET_CLASS].tolist()}."
             )
-        fd = _finite_differences(
-            saved, samples[0], int(reference["target_class"][0]), reference["gradient"][0], config
-        )
+        fd = None
+        if input_config.format == "float32":
+            fd = _finite_differences(
+                saved, samples[0], int(reference["target_class"][0]), reference["gradient"][0], config
+            )
         if methods is not None:
-            figures["methods"] = _verify_methods(saved, copy, samples, other, reduction, methods, config)
+            figures["methods"] = _verify_methods(
+                saved, copy, (feed_images, samples), other, reduction, methods, config, gradcam_layer
+            )
+    if fd is None:
+        # Integer pixels cannot be nudged by 1e-2; the saliency checks above still ran.
+        figures["finite_differences"] = {"skipped": f"input format {input_config.format} has no float input"}
+        return figures
     figures["finite_differences"] = fd
     figures["finite_differences_tolerance"] = config.fd_rtol
     if not fd["max_error_relative_to_max_gradient"] <= config.fd_rtol:
@@ -236,7 +261,14 @@ def verify_export(
     return figures
 
 
-def _references(copy: LogitsCopy, samples: np.ndarray, target: np.ndarray | None, reduction: str, methods: MethodsConfig) -> dict[str, dict[str, np.ndarray]]:
+def _references(
+    copy: LogitsCopy,
+    samples: np.ndarray,
+    target: np.ndarray | None,
+    reduction: str,
+    methods: MethodsConfig,
+    gradcam_layer: str | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
     low, high = methods.smoothgrad_input_range
     builders = {
         c.EXPLAIN_SMOOTHGRAD: lambda: reference_smoothgrad(
@@ -247,6 +279,7 @@ def _references(copy: LogitsCopy, samples: np.ndarray, target: np.ndarray | None
             copy, samples, target, reduction, steps=methods.ig_steps, baseline=methods.ig_baseline
         ),
         c.EXPLAIN_GRADIENT_X_INPUT: lambda: reference_gradient_x_input(copy, samples, target, reduction),
+        c.EXPLAIN_GRADCAM: lambda: reference_gradcam(copy, samples, target, gradcam_layer),
     }
     enabled = {c.EXPLAIN_SIGNATURES[m] for m in methods.enabled}
     return {name: build() for name, build in builders.items() if name in enabled}
@@ -255,18 +288,23 @@ def _references(copy: LogitsCopy, samples: np.ndarray, target: np.ndarray | None
 def _verify_methods(
     saved: Tf1SavedModel,
     copy: LogitsCopy,
-    samples: np.ndarray,
+    feed_and_samples: tuple[np.ndarray, np.ndarray],
     other: np.ndarray,
     reduction: str,
     methods: MethodsConfig,
     config: VerificationConfig,
+    gradcam_layer: str | None = None,
 ) -> dict[str, Any]:
-    """Each extra explanation signature vs its eager reference; returns the figures."""
+    """Each extra explanation signature vs its eager reference; returns the figures.
+
+    `feed_and_samples`: what the signatures are fed, and the float images the model sees.
+    """
+    feed_images, samples = feed_and_samples
     figures: dict[str, Any] = {}
     for target in (None, other):
         label = "predicted_class" if target is None else "other_class"
-        feed = {c.IMAGES: samples} if target is None else {c.IMAGES: samples, c.TARGET_CLASS: target}
-        for name, ref in _references(copy, samples, target, reduction, methods).items():
+        feed = {c.IMAGES: feed_images} if target is None else {c.IMAGES: feed_images, c.TARGET_CLASS: target}
+        for name, ref in _references(copy, samples, target, reduction, methods, gradcam_layer).items():
             out = saved.run(name, feed)
             if not np.array_equal(out[c.TARGET_CLASS], ref["target_class"]):
                 raise VerificationError(

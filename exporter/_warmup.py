@@ -24,6 +24,7 @@ def write_warmup_requests(
     input_shape: tuple[int, int, int],
     batch_sizes: Sequence[int],
     seed: int = 0,
+    input_format: str = "float32",
 ) -> Path:
     """Writes one PredictRequest per signature and batch size as a TFRecord of PredictionLogs.
 
@@ -39,6 +40,8 @@ def write_warmup_requests(
         input_shape: (H, W, C).
         batch_sizes: e.g. (1, 8).
         seed: For the random images.
+        input_format: `float32` (random floats in [0, 1)), `uint8` (random pixels) or
+            `image_bytes` (random pixels, PNG-encoded): what the signatures take.
 
     Returns:
         The written file.
@@ -52,7 +55,7 @@ def write_warmup_requests(
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature in signature_inputs:
             for batch in batch_sizes:
-                images = rng.random((batch, *input_shape), dtype=np.float32)
+                images = _images(rng, batch, input_shape, input_format)
                 request = predict_pb2.PredictRequest(
                     model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
                 )
@@ -65,3 +68,14 @@ def write_warmup_requests(
                 )
                 writer.write(log.SerializeToString())
     return path
+
+
+def _images(rng: np.random.Generator, batch: int, input_shape: tuple[int, int, int], input_format: str) -> np.ndarray:
+    if input_format == "float32":
+        return rng.random((batch, *input_shape), dtype=np.float32)
+    import tensorflow as tf
+
+    pixels = rng.integers(0, 256, (batch, *input_shape), dtype=np.uint8)
+    if input_format == "uint8":
+        return pixels
+    return np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)

@@ -33,7 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--methods",
         help="comma-separated explanation methods to export (vanilla is always exported): "
-        "vanilla,smoothgrad,integrated_gradients,gradient_x_input; overrides [methods] enabled",
+        "vanilla,smoothgrad,integrated_gradients,gradient_x_input,gradcam; overrides [methods] enabled",
+    )
+    parser.add_argument(
+        "--input-format",
+        choices=("float32", "uint8", "image_bytes"),
+        help="what the signatures' `images` input takes: float32 [batch,H,W,C] (default), uint8 "
+        "[batch,H,W,C] pixels or image_bytes (PNG/JPEG strings [batch]); overrides [input] format",
+    )
+    parser.add_argument(
+        "--gradcam-layer",
+        help="the spatial layer Grad-CAM explains (default: the last layer with a "
+        "[batch, h, w, channels] output); overrides [gradcam] layer",
     )
     parser.add_argument(
         "--evaluate",
@@ -68,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.methods:
             enabled = tuple(m.strip() for m in args.methods.split(",") if m.strip())
             overrides["methods"] = dataclasses.replace(config.methods, enabled=enabled)
+        if args.input_format:
+            overrides["input"] = dataclasses.replace(config.input, format=args.input_format)
+        if args.gradcam_layer:
+            methods = overrides.get("methods", config.methods)
+            overrides["methods"] = dataclasses.replace(methods, gradcam_layer=args.gradcam_layer)
         if args.evaluate:
             overrides["evaluation"] = dataclasses.replace(config.evaluation, enabled=True)
         config = config.replace(**overrides) if overrides else config
