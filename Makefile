@@ -44,6 +44,9 @@ bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
 	    cycler python-dateutil kiwisolver fonttools
 	$(PY) -m tests.benchmarks --workdir build/bench
 
+load: $(STAMP)  ## load test: K clients, predict+explain, p50/p99 and req/s without and with batching
+	$(PY) -m model_server.loadtest --workdir build/load
+
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check exporter serving_client model_server tests
 

@@ -8,6 +8,7 @@ and importing the client never imports TensorFlow.
 from __future__ import annotations
 
 import functools
+import threading
 from importlib import resources
 from typing import Any
 
@@ -19,10 +20,20 @@ PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA_METHOD = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS_METHOD = "/tensorflow.serving.ModelService/GetModelStatus"
 
+# functools.cache does not stop two threads from both computing a first call: clients created
+# in several threads at once then got two pools, and a PredictRequest of one refused the other's
+# TensorProto ("CopyFrom() must be instance of same class"). One lock makes the pool unique.
+_LOCK = threading.RLock()
 
-@functools.cache
+
 def pool() -> descriptor_pool.DescriptorPool:
     """Return the private pool holding every file of the checked-in descriptor set."""
+    with _LOCK:
+        return _build_pool()
+
+
+@functools.cache
+def _build_pool() -> descriptor_pool.DescriptorPool:
     data = resources.files(__package__).joinpath(DESCRIPTOR_RESOURCE).read_bytes()
     descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(data)
     by_name = {file.name: file for file in descriptor_set.file}
@@ -52,7 +63,8 @@ def pool() -> descriptor_pool.DescriptorPool:
 @functools.cache
 def message_class(full_name: str) -> Any:
     """Return the message class for a fully qualified proto name, e.g. ``tensorflow.TensorProto``."""
-    return message_factory.GetMessageClass(pool().FindMessageTypeByName(full_name))
+    with _LOCK:
+        return message_factory.GetMessageClass(pool().FindMessageTypeByName(full_name))
 
 
 def enum_value(enum_full_name: str, value_name: str) -> int:

@@ -1,0 +1,212 @@
+"""``make load``: K concurrent clients against the bundled server, without and with batching.
+
+The server runs as a subprocess on 127.0.0.1 serving the MNIST demo CNN (random weights: the
+numbers are about serving, not accuracy). Each phase sends a fixed count of mixed ``predict``
+and ``explain`` requests (one image each, the online case batching is for) from K client
+threads, each with its own ``ServingClient``; any error fails the run (exit 1). Every wait is
+bounded. Prints p50/p99 latency and throughput per phase and the throughput gain of batching.
+
+    python -m model_server.loadtest [--clients 8] [--requests 400] [--workdir build/load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_GRPC_LINE = re.compile(r"^Running gRPC ModelServer at 127\.0\.0\.1:(\d+)")
+_READY_LINE = re.compile(r"^All models AVAILABLE:")
+
+# TF Serving's recommended starting point for CPU (batching guide): small timeout, batches no
+# larger than needed, one batch thread per core.
+BATCHING_CONFIG = """\
+max_batch_size { value: 32 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: %d }
+"""
+
+
+def _export(workdir: Path) -> Path:
+    """The demo CNN exported once under ``workdir/models/mnist`` (reused when present)."""
+    base = workdir / "models" / "mnist"
+    if base.is_dir() and any(p.name.isdigit() for p in base.iterdir()):
+        return base
+    import keras
+
+    from exporter import ExportConfig, export_model
+    from exporter.demo_model import build_mnist_cnn
+
+    keras.utils.set_random_seed(0)
+    export_model(build_mnist_cnn(), base, config=ExportConfig(name="mnist"))
+    return base
+
+
+class _Server:
+    """``python -m model_server`` on 127.0.0.1 (auto port), stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, base: Path, log_path: Path, extra: Sequence[str], timeout: float = 180.0):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+        command = [
+            sys.executable, "-m", "model_server", "--host=127.0.0.1", "--port=auto",
+            "--rest_api_port=0", "--model_name=mnist", f"--model_base_path={base.resolve()}",
+            "--file_system_poll_wait_seconds=0", *extra,
+        ]  # fmt: skip
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            for line in self.process.stdout:  # type: ignore[union-attr]
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.port = None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError(f"server not ready within {timeout:g} s; see {log_path}") from None
+            if line is None:
+                raise RuntimeError(f"server exited with {self.process.wait()}; see {log_path}")
+            if match := _GRPC_LINE.match(line):
+                self.port = int(match.group(1))
+            if _READY_LINE.match(line):
+                return
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
+    from serving_client import ServingClient
+
+    rng = np.random.default_rng(0)
+    pool = rng.random((64, 28, 28, 1), dtype=np.float32)
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    deadline = time.monotonic() + time_limit
+
+    def client() -> None:
+        with ServingClient(target, "mnist", timeout=30.0) as c:
+            while time.monotonic() < deadline:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                image = pool[i % len(pool)]
+                start = time.perf_counter()
+                try:
+                    if i % 2:
+                        c.explain(image)
+                    else:
+                        c.predict(image)
+                except Exception as exc:  # noqa: BLE001 - every error is counted and printed
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                elapsed = time.perf_counter() - start
+                with lock:
+                    latencies.append(elapsed)
+
+    # Warm the channel and the server's graph paths first: not measured.
+    from serving_client import ServingClient as _Warm
+
+    with _Warm(target, "mnist", timeout=60.0) as warm:
+        for _ in range(3):
+            warm.predict(pool[0])
+            warm.explain(pool[0])
+    threads = [threading.Thread(target=client, name=f"load-client-{k}") for k in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(time_limit + 60)
+    wall = time.perf_counter() - start
+    done = len(latencies)
+    lat_ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {
+        "done": done,
+        "errors": errors,
+        "unsent": requests - done - len(errors),
+        "p50": float(np.percentile(lat_ms, 50)),
+        "p99": float(np.percentile(lat_ms, 99)),
+        "throughput": done / wall if wall > 0 else 0.0,
+        "wall": wall,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model_server.loadtest", description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads), default 8")
+    parser.add_argument("--requests", type=int, default=400, help="requests per phase, default 400")
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase at most")
+    parser.add_argument("--workdir", default="build/load")
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 100_000:
+        parser.error("--clients must be in [1, 64] and --requests in [1, 100000]")
+    workdir = Path(args.workdir)
+    print(f"exporting the MNIST demo CNN (random weights) under {workdir} ...", flush=True)
+    base = _export(workdir)
+    params = workdir / "batching.config"
+    params.write_text(BATCHING_CONFIG % max(os.cpu_count() or 1, 1))
+    phases = {
+        "no batching": [],
+        "batching": ["--enable_batching=true", f"--batching_parameters_file={params}"],
+    }
+    results = {}
+    for name, extra in phases.items():
+        server = _Server(base, workdir / f"server-{name.replace(' ', '-')}.log", extra)
+        try:
+            results[name] = _phase(f"127.0.0.1:{server.port}", args.clients, args.requests, args.time_limit)
+        finally:
+            server.stop()
+    print(
+        f"\nload: {args.clients} concurrent clients, {args.requests} requests per phase "
+        "(half predict, half explain; one 28x28 image each), server on 127.0.0.1"
+    )
+    print(f"{'phase':<12} {'ok':>5} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    failed = False
+    for name, r in results.items():
+        print(
+            f"{name:<12} {r['done']:>5} {len(r['errors']):>6} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+            f"{r['throughput']:>8.1f}"
+        )
+        for error in r["errors"][:5]:
+            print(f"  error: {error}")
+        failed |= bool(r["errors"]) or r["unsent"] > 0
+        if r["unsent"] > 0:
+            print(f"  {r['unsent']} requests not sent within --time-limit {args.time_limit:g} s")
+    gain = results["batching"]["throughput"] / max(results["no batching"]["throughput"], 1e-9)
+    print(f"batching throughput gain under concurrency: x{gain:.2f}")
+    if failed:
+        print("FAILED: the load test requires zero errors and every request answered", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
