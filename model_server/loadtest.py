@@ -6,7 +6,7 @@ and ``explain`` requests (one image each, the online case batching is for) from 
 threads, each with its own ``ServingClient``; any error fails the run (exit 1). Every wait is
 bounded. Prints p50/p99 latency and throughput per phase and the throughput gain of batching.
 
-    python -m model_server.loadtest [--clients 8] [--requests 400] [--workdir build/load]
+    python -m model_server.loadtest [--clients 8,32] [--requests 400] [--workdir build/load]
 """
 
 from __future__ import annotations
@@ -161,12 +161,18 @@ def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_server.loadtest", description=__doc__.split("\n")[0])
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads), default 8")
-    parser.add_argument("--requests", type=int, default=400, help="requests per phase, default 400")
+    parser.add_argument("--clients", default="8,32",
+                        help="concurrent clients (threads); a comma-separated list runs each, default 8,32")
+    parser.add_argument("--requests", type=int, default=400,
+                        help="requests per phase and client count, default 400 (x clients/8 when larger)")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase at most")
     parser.add_argument("--workdir", default="build/load")
     args = parser.parse_args(argv)
-    if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 100_000:
+    try:
+        client_counts = [int(v) for v in args.clients.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--clients must be integers separated by commas; got {args.clients!r}")
+    if not client_counts or not all(1 <= k <= 64 for k in client_counts) or not 1 <= args.requests <= 100_000:
         parser.error("--clients must be in [1, 64] and --requests in [1, 100000]")
     workdir = Path(args.workdir)
     print(f"exporting the MNIST demo CNN (random weights) under {workdir} ...", flush=True)
@@ -177,31 +183,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "no batching": [],
         "batching": ["--enable_batching=true", f"--batching_parameters_file={params}"],
     }
-    results = {}
-    for name, extra in phases.items():
-        server = _Server(base, workdir / f"server-{name.replace(' ', '-')}.log", extra)
-        try:
-            results[name] = _phase(f"127.0.0.1:{server.port}", args.clients, args.requests, args.time_limit)
-        finally:
-            server.stop()
-    print(
-        f"\nload: {args.clients} concurrent clients, {args.requests} requests per phase "
-        "(half predict, half explain; one 28x28 image each), server on 127.0.0.1"
-    )
-    print(f"{'phase':<12} {'ok':>5} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     failed = False
-    for name, r in results.items():
+    gains = []
+    for clients in client_counts:
+        requests = args.requests * max(1, clients // 8)
+        results = {}
+        for name, extra in phases.items():
+            server = _Server(base, workdir / f"server-{name.replace(' ', '-')}.log", extra)
+            try:
+                results[name] = _phase(f"127.0.0.1:{server.port}", clients, requests, args.time_limit)
+            finally:
+                server.stop()
         print(
-            f"{name:<12} {r['done']:>5} {len(r['errors']):>6} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-            f"{r['throughput']:>8.1f}"
+            f"\nload: {clients} concurrent clients, {requests} requests per phase "
+            "(half predict, half explain; one 28x28 image each), server on 127.0.0.1"
         )
-        for error in r["errors"][:5]:
-            print(f"  error: {error}")
-        failed |= bool(r["errors"]) or r["unsent"] > 0
-        if r["unsent"] > 0:
-            print(f"  {r['unsent']} requests not sent within --time-limit {args.time_limit:g} s")
-    gain = results["batching"]["throughput"] / max(results["no batching"]["throughput"], 1e-9)
-    print(f"batching throughput gain under concurrency: x{gain:.2f}")
+        print(f"{'phase':<12} {'ok':>5} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+        for name, r in results.items():
+            print(
+                f"{name:<12} {r['done']:>5} {len(r['errors']):>6} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+                f"{r['throughput']:>8.1f}"
+            )
+            for error in r["errors"][:5]:
+                print(f"  error: {error}")
+            failed |= bool(r["errors"]) or r["unsent"] > 0
+            if r["unsent"] > 0:
+                print(f"  {r['unsent']} requests not sent within --time-limit {args.time_limit:g} s")
+        gain = results["batching"]["throughput"] / max(results["no batching"]["throughput"], 1e-9)
+        gains.append(f"x{gain:.2f} at {clients} clients")
+        print(f"batching throughput gain under concurrency: x{gain:.2f}", flush=True)
+    print(f"\nbatching throughput gain: {', '.join(gains)}")
     if failed:
         print("FAILED: the load test requires zero errors and every request answered", file=sys.stderr)
         return 1
