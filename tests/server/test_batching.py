@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import grpc
 import numpy as np
 import pytest
 
+from tests.server.conftest import wait_for
 from tests.server.helpers import images, outputs, predict_request
 from tests.server.server_test_models import expected_logits
 
@@ -107,13 +107,10 @@ def test_a_full_queue_answers_unavailable_like_tf_serving():
     first = threading.Thread(target=scheduler.run, args=("s", ["y", "n"], {"x": x}, session))
     second = threading.Thread(target=scheduler.run, args=("s", ["y", "n"], {"x": x}, session))
     first.start()
-    deadline = time.monotonic() + 10
-    while not session.sizes and time.monotonic() < deadline and not gate.is_set():
-        time.sleep(0.01)
-        if scheduler.tasks_run:  # the first batch is running (blocked on the gate)
-            break
-    second.start()  # queued: one batch allowed
-    time.sleep(0.1)
+    assert wait_for(lambda: scheduler.tasks_run == 1, timeout=10)  # running, blocked on the gate
+    second.start()
+    queued = lambda: sum(len(q.batches) for q in scheduler._queues.values()) == 1  # noqa: E731
+    assert wait_for(queued, timeout=10)  # the one batch the queue may hold
     try:
         with pytest.raises(Exception) as info:
             scheduler.run("s", ["y", "n"], {"x": x}, session)
