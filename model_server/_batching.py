@@ -98,11 +98,12 @@ class BatchingOptions:
 
 
 class _Task:
-    __slots__ = ("feeds", "size", "done", "result", "error")
+    __slots__ = ("feeds", "size", "run", "done", "result", "error")
 
-    def __init__(self, feeds: dict[str, np.ndarray], size: int) -> None:
+    def __init__(self, feeds: dict[str, np.ndarray], size: int, run: Callable) -> None:
         self.feeds = feeds
         self.size = size
+        self.run = run
         self.done = threading.Event()
         self.result: list[np.ndarray] | None = None
         self.error: BaseException | None = None
@@ -119,10 +120,9 @@ class _Batch:
 
 
 class _Queue:
-    __slots__ = ("run", "fetches", "batches")
+    __slots__ = ("fetches", "batches")
 
-    def __init__(self, run: Callable, fetches: list[str]) -> None:
-        self.run = run
+    def __init__(self, fetches: list[str]) -> None:
         self.fetches = fetches
         self.batches: collections.deque[_Batch] = collections.deque()
 
@@ -192,18 +192,20 @@ class BatchScheduler:
             )
         if size == 0:
             return session_run(list(fetches), feeds)
+        # The servable itself (not its id(), which a later version could reuse) is part of the
+        # key; a queue is dropped once empty, so it never keeps an unloaded version alive.
         key = (
-            id(owner),
+            owner,
             tuple(fetches),
             tuple(sorted((n, a.dtype.str, a.shape[1:]) for n, a in feeds.items())),
         )
-        task = _Task(feeds, size)
+        task = _Task(feeds, size, session_run)
         with self._cond:
             if self._stopped:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, "The batch scheduler is stopped")
             queue = self._queues.get(key)
             if queue is None:
-                queue = self._queues[key] = _Queue(session_run, list(fetches))
+                queue = self._queues[key] = _Queue(list(fetches))
             last = queue.batches[-1] if queue.batches else None
             if last is None or last.closed or last.size + size > self.options.max_batch_size:
                 if last is not None:
@@ -242,22 +244,21 @@ class BatchScheduler:
         best = None
         wait = None
         for key, queue in list(self._queues.items()):
-            if not queue.batches:
-                if self._stopped:
-                    del self._queues[key]
-                continue
             batch = queue.batches[0]
             ready = batch.closed or self._stopped or now - batch.created >= timeout
             if ready:
-                if best is None or batch.created < best[1].created:
-                    best = (queue, batch)
+                if best is None or batch.created < best[2].created:
+                    best = (key, queue, batch)
             else:
                 left = batch.created + timeout - now
                 wait = left if wait is None else min(wait, left)
         if best is not None:
-            best[0].batches.popleft()
-            best[1].closed = True
-            return best
+            key, queue, batch = best
+            queue.batches.popleft()
+            batch.closed = True
+            if not queue.batches:
+                del self._queues[key]
+            return queue, batch
         self._wait = wait
         return None
 
@@ -268,7 +269,7 @@ class BatchScheduler:
                     picked = self._next_batch()
                     if picked is not None:
                         break
-                    if self._stopped and not any(q.batches for q in self._queues.values()):
+                    if self._stopped and not self._queues:
                         return
                     self._cond.wait(timeout=self._wait)
             queue, batch = picked
@@ -299,7 +300,7 @@ class BatchScheduler:
                 parts.append(np.repeat(first, padded - total, axis=0))
             feeds[name] = np.concatenate(parts, axis=0)
         try:
-            outputs = queue.run(queue.fetches, feeds)
+            outputs = tasks[0].run(queue.fetches, feeds)
             for value in outputs:
                 if np.ndim(value) == 0 or np.shape(value)[0] != padded:
                     raise ServingError(
@@ -323,7 +324,7 @@ class BatchScheduler:
     @staticmethod
     def _run_one(queue: _Queue, task: _Task) -> None:
         try:
-            task.result = queue.run(queue.fetches, task.feeds)
+            task.result = task.run(queue.fetches, task.feeds)
         except BaseException as exc:
             task.error = exc
         task.done.set()

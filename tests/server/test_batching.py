@@ -66,8 +66,10 @@ def test_concurrent_requests_are_run_as_one_batch_and_split_back():
     arrays = [np.full((k, 3), float(i), np.float32) for i, k in enumerate([1, 2, 3, 1, 2])]
     try:
         results = _submit_all(scheduler, session, arrays)
+        queues_left = dict(scheduler._queues)
     finally:
         scheduler.stop()
+    assert queues_left == {}  # empty queues are dropped: none keeps an unloaded version alive
     for x, (y, n) in zip(arrays, results, strict=True):
         np.testing.assert_array_equal(y, x * 2)
         assert len(n) == len(x)
@@ -246,3 +248,28 @@ def test_mismatched_dim0_is_refused_by_the_batching_server(batching_server):
             )
         response = stub.Predict(predict_request(images=images(2)), timeout=10)
         assert outputs(response)["logits"].shape == (2, 3)
+
+
+@pytest.mark.slow
+def test_a_new_version_is_batched_with_its_own_session(export_pool, installer, tmp_path):
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    from model_server import BatchingOptions, ModelServer, ServerOptions
+    from tests.server.conftest import wait_for
+
+    base = tmp_path / "m"
+    installer(export_pool["scale1"], base / "1")
+    options = ServerOptions.single_model(
+        "m", base, port=0, rest_api_port=None, file_system_poll_wait_seconds=0.1,
+        batching=BatchingOptions(max_batch_size=8, batch_timeout_micros=1000, num_batch_threads=1),
+    )  # fmt: skip
+    x = images(2)
+    with ModelServer(options) as server, grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        first = stub.Predict(predict_request(images=x), timeout=10)
+        np.testing.assert_allclose(outputs(first)["logits"], expected_logits(x, 1.0), rtol=1e-5, atol=1e-5)
+        installer(export_pool["scale2"], base / "2")
+        assert wait_for(lambda: server.manager.available_versions() == {"m": [2]}, timeout=30)
+        second = stub.Predict(predict_request(images=x), timeout=10)
+        assert second.model_spec.version.value == 2
+        np.testing.assert_allclose(outputs(second)["logits"], expected_logits(x, 2.0), rtol=1e-5, atol=1e-5)
