@@ -1,9 +1,12 @@
 """Peak memory of SmoothGrad and IG does not grow with the step count at a fixed internal batch.
 
-Each configuration runs in its own process (peak RSS, `ru_maxrss`, only ever grows), and
-the growth of the peak over one call at batch 8 is compared after a warm-up call at batch 1
-(which pays for tracing). Measured while writing this (batch 32 variant, 2-core box): IG at
-internal_batch 8 grew 137 MiB at 64 and at 512 steps; in one chunk 384 → 2992 MiB.
+Each configuration runs in its own process and reports how far one call at batch 8 raises
+the process's peak RSS (`ru_maxrss`) above its current RSS just before the call. That includes
+tracing the signature, which costs the same whatever the step count (the loop is a
+`tf.while_loop`), so differences between step counts are the computation's. (An earlier
+version warmed up at batch 1 first; the warm-up's tracing peak then often hid the call
+entirely and every growth read 0.) Measured here: IG at internal_batch 8 grew the same at
+64 and 512 steps; in one chunk it grew by ~600 MiB more at 512 steps.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ methods = MethodsConfig(enabled=(method,), internal_batch=chunk, ig_steps=steps,
 fn = SaliencyExporter(model, ExportConfig(methods=methods)).signatures["explain_" + method]
 images = tf.constant(np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32))
 target = tf.constant([-1], tf.int32)
-fn(images[:1], target)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# Current RSS (not the peak): importing TensorFlow can leave a peak above what the call
+# needs, which would read as zero growth.
+with open("/proc/self/statm") as statm:
+    before = int(statm.read().split()[1]) * resource.getpagesize() // 1024
 fn(images, target)["saliency"].numpy()
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
@@ -74,8 +79,10 @@ def test_peak_memory_is_bounded_by_the_internal_batch_not_the_step_count():
     print({f"{m} steps={s} chunk={c}": round(g, 1) for (m, s, c), g in growth.items()})
     for method in ("integrated_gradients", "smoothgrad"):
         small, large = growth[(method, 64, 8)], growth[(method, 512, 8)]
-        # 8× the steps; the slack absorbs allocator noise on a small absolute growth.
-        assert large < 1.5 * small + 16, (method, small, large)
-    one_small, one_large = growth[("integrated_gradients", 64, ONE_CHUNK)], growth[("integrated_gradients", 512, ONE_CHUNK)]
-    assert one_large > 3 * one_small, (one_small, one_large)
-    assert one_large > 3 * growth[("integrated_gradients", 512, 8)]
+        # 8x the steps at a fixed internal batch: no more than allocator noise.
+        assert large - small < 48, (method, small, large)
+    # The measurement can see growth: without chunking, 8x the steps costs hundreds of MiB.
+    one_small = growth[("integrated_gradients", 64, ONE_CHUNK)]
+    one_large = growth[("integrated_gradients", 512, ONE_CHUNK)]
+    assert one_large - one_small > 200, (one_small, one_large)
+    assert one_large > 2 * growth[("integrated_gradients", 512, 8)], growth
