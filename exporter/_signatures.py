@@ -8,7 +8,6 @@ from exporter import _contract as c
 from exporter._attribution import (
     chunked_weighted_gradients,
     gradcam,
-    gradient_at,
     integrated_gradients_points,
     resolve_target,
     saliency_map,
@@ -148,9 +147,16 @@ def build_signatures(
 
         @tf.function(input_signature=[images_spec, target_spec], autograph=False)
         def explain_gradient_x_input(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
+            def target_fn(logits: tf.Tensor) -> tf.Tensor:
+                predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                return resolve_target(target_class, predicted, num_classes)
+
+            # One forward and one backward pass, like `explain` (a separate clean pass for the
+            # target would cost a second forward pass).
             images = _finite(images)
-            _, outputs = clean_pass(images, target_class)
-            gradient = gradient_at(head.logits_fn, images, outputs[c.TARGET_CLASS])
+            gradient, logits, target = vanilla_gradient(head.logits_fn, images, target_fn)
+            outputs = _prediction(head, logits)
+            outputs[c.TARGET_CLASS] = target
             outputs[c.SALIENCY] = saliency_map(gradient * images, reduction)
             return outputs
 
