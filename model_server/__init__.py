@@ -9,6 +9,7 @@ from ._batching import BatchingOptions
 from ._config import ModelConfig, VersionPolicy, parse_model_config_file, parse_model_config_text
 from ._errors import ServingError
 from ._manager import State, VersionStatus
+from ._process import ServerProcess
 from ._server import BoundPorts, ModelServer, ModelServerError, ServerOptions
 from ._tls import SslOptions
 
@@ -19,6 +20,7 @@ __all__ = [
     "ModelServer",
     "ModelServerError",
     "ServerOptions",
+    "ServerProcess",
     "ServingError",
     "SslOptions",
     "State",

@@ -14,106 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import queue
-import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from model_server._process import ServerProcess
+
 __all__ = ["main"]
 
 MODEL_NAME = "mnist"
 NUM_DIGITS = 12
-_PORT_LINES = {
-    "grpc": re.compile(r"^Running gRPC ModelServer at ([\w.\-]+):(\d+)"),
-    "rest": re.compile(r"^Exporting HTTP/REST API at ([\w.\-]+):(\d+)"),
-}
-_READY_LINE = re.compile(r"^All models AVAILABLE: ")
 
 
 def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
-
-
-class ServerProcess:
-    """The bundled server as a background process that is always stopped on exit."""
-
-    def __init__(self, base_path: Path, *, startup_timeout: float = 180.0) -> None:
-        self.base_path = base_path
-        self.startup_timeout = startup_timeout
-        self.process: subprocess.Popen[str] | None = None
-        self.ports: dict[str, int] = {}
-        self._lines: queue.Queue[str | None] = queue.Queue()
-
-    def _pump(self, stdout) -> None:
-        for line in stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def __enter__(self) -> ServerProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "model_server",
-            "--port=0",
-            "--rest_api_port=auto",
-            f"--model_name={MODEL_NAME}",
-            f"--model_base_path={self.base_path.resolve()}",
-            "--file_system_poll_wait_seconds=1",
-        ]
-        _say("starting the bundled model server: " + " ".join(command[1:]))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-        )
-        threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
-        try:
-            self._wait_until_available()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def _wait_until_available(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                raise RuntimeError(
-                    f"The model server exited with code {self.process.wait()} before the model "
-                    "was AVAILABLE; run it by hand to see its log: python -m model_server "
-                    f"--model_name={MODEL_NAME} --model_base_path={self.base_path}"
-                )
-            for kind, pattern in _PORT_LINES.items():
-                match = pattern.match(line)
-                if match:
-                    self.ports[kind] = int(match.group(2))
-            if _READY_LINE.match(line) and "grpc" in self.ports:
-                _say(f"server ready: gRPC 127.0.0.1:{self.ports['grpc']}, REST 127.0.0.1:{self.ports.get('rest')}")
-                return
-        raise TimeoutError(f"The model server was not AVAILABLE within {self.startup_timeout:.0f} s.")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=30)
-            _say(f"server stopped (exit code {code})")
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            _say("server did not stop within 30 s; killed")
 
 
 def _latest_matching_export(base_path: Path, model_hash: str) -> Path | None:
@@ -172,15 +88,19 @@ def run(workdir: Path, *, num_digits: int = NUM_DIGITS) -> dict[str, object]:
     out_dir = workdir / "overlays"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    with ServerProcess(base_path) as server, ServingClient(
-        f"127.0.0.1:{server.ports['grpc']}", MODEL_NAME, timeout=30.0
+    log_path = workdir / "server.log"
+    _say(f"starting the bundled model server in the background (log: {log_path})")
+    with ServerProcess(MODEL_NAME, base_path, log_path=log_path) as server, ServingClient(
+        server.grpc_target, MODEL_NAME, timeout=30.0
     ) as client:
+        _say(f"server ready: gRPC {server.grpc_target}, REST 127.0.0.1:{server.rest_port}")
         explanation = client.explain(images)
         served_version = explanation.model_version
         correct = 0
         for start in range(0, len(data.test_images), 500):
             batch = client.predict(data.test_images[start : start + 500])
             correct += int((batch.predicted_class == data.test_labels[start : start + 500]).sum())
+    _say("server stopped")
     served_accuracy = correct / len(data.test_images)
 
     rows, row_labels, overlays = [], [], []

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from model_server import ServerProcess
 from tests.benchmarks._fixture import MODEL_NAME, random_images
-from tests.benchmarks._server_process import ServerProcess
 from tests.benchmarks._timing import interleaved
 
 __all__ = ["BATCHES", "RestExplainer", "run"]
@@ -83,7 +83,7 @@ def run(export_dir: Path, base_path: Path, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"batches": {}}
     with (
         Tf1SavedModel(export_dir) as loaded,
-        ServerProcess(MODEL_NAME, base_path, workdir / "server.log") as server,
+        ServerProcess(MODEL_NAME, base_path, log_path=workdir / "server.log", poll_seconds=0) as server,
         ServingClient(server.grpc_target, MODEL_NAME, timeout=30.0) as client,
     ):
         assert server.rest_port is not None  # ServerProcess.start() guarantees it

@@ -4,7 +4,6 @@ corrupt and deleted versions under traffic. Every wait is bounded."""
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
+from model_server import ServerProcess
 from tests.server.conftest import free_port, wait_for
 from tests.server.helpers import images, predict_request
 from tests.server.server_test_models import expected_logits
@@ -25,49 +25,11 @@ pytestmark = pytest.mark.slow
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 
 
-class _ServerProcess:
-    def __init__(self, base: Path, port: int, log: Path) -> None:
-        self.log = log
-        with open(log, "a") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "model_server", "--host=127.0.0.1", f"--port={port}",
-                 "--rest_api_port=0", "--model_name=m", f"--model_base_path={base}",
-                 "--file_system_poll_wait_seconds=0"],
-                stdout=subprocess.PIPE, stderr=err, text=True, env=ENV,
-            )  # fmt: skip
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"server exited {self.proc.wait()}: {self.log.read_text()[-2000:]}")
-            if line.startswith("All models AVAILABLE"):
-                return
-        raise RuntimeError("server not ready in time")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def _server(base: Path, port: int, log: Path) -> ServerProcess:
+    """The server as a child process on a fixed port (so a restart reuses it), not yet ready."""
+    return ServerProcess(
+        "m", base, log_path=log, port=port, rest_api_port=0, poll_seconds=0, startup_timeout=120
+    ).start(wait=False)
 
 
 def _run_accounted(target: str, n: int, workers: int, timeout: float, retries: int, on_progress=None):
@@ -108,10 +70,10 @@ def test_server_killed_mid_request_then_restarted_loses_and_duplicates_nothing(e
     installer(export_pool["scale1"], base / "1")
     port = free_port()
     log = tmp_path / "server.log"
-    first = _ServerProcess(base, port, log)
+    first = _server(base, port, log)
     first.wait_ready()
     done = threading.Event()
-    second: list[_ServerProcess] = []
+    second: list[ServerProcess] = []
     completed = []
 
     def progress(i: int) -> None:
@@ -119,7 +81,7 @@ def test_server_killed_mid_request_then_restarted_loses_and_duplicates_nothing(e
         if len(completed) == 5 and not done.is_set():
             done.set()
             first.kill()  # requests of the other workers are in flight right now
-            second.append(_ServerProcess(base, port, log))
+            second.append(_server(base, port, log))
 
     try:
         n = 30
@@ -143,7 +105,7 @@ def test_server_killed_and_not_restarted_gives_clear_errors_within_the_deadline(
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")
     port = free_port()
-    server = _ServerProcess(base, port, tmp_path / "server.log")
+    server = _server(base, port, tmp_path / "server.log")
     server.wait_ready()
     killed = threading.Event()
 
