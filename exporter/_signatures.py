@@ -36,6 +36,29 @@ def _prediction(head: LogitsHead, logits: tf.Tensor) -> dict[str, tf.Tensor]:
     }
 
 
+def _target_resolver(target_class: tf.Tensor, num_classes: int):
+    """logits → target class [B], where −1 means the predicted class.
+
+    Called inside the gradient tape (see `vanilla_gradient`), so resolving the predicted
+    class costs no second forward pass.
+    """
+
+    def target_fn(logits: tf.Tensor) -> tf.Tensor:
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return resolve_target(target_class, predicted, num_classes)
+
+    return target_fn
+
+
+def _explanation(
+    head: LogitsHead, logits: tf.Tensor, target: tf.Tensor, saliency: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    outputs = _prediction(head, logits)
+    outputs[c.TARGET_CLASS] = target
+    outputs[c.SALIENCY] = saliency
+    return outputs
+
+
 def build_signatures(
     head: LogitsHead,
     input_shape: tuple[int, int, int],
@@ -72,15 +95,10 @@ def build_signatures(
 
     @tf.function(input_signature=[images_spec, target_spec], autograph=False)
     def explain(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
-        def target_fn(logits: tf.Tensor) -> tf.Tensor:
-            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            return resolve_target(target_class, predicted, num_classes)
-
-        gradient, logits, target = vanilla_gradient(head.logits_fn, _finite(images), target_fn)
-        outputs = _prediction(head, logits)
-        outputs[c.TARGET_CLASS] = target
-        outputs[c.SALIENCY] = saliency_map(gradient, reduction)
-        return outputs
+        gradient, logits, target = vanilla_gradient(
+            head.logits_fn, _finite(images), _target_resolver(target_class, num_classes)
+        )
+        return _explanation(head, logits, target, saliency_map(gradient, reduction))
 
     functions = {c.SERVING_DEFAULT: serving_default, c.EXPLAIN: explain}
     methods = methods or MethodsConfig()
@@ -147,18 +165,12 @@ def build_signatures(
 
         @tf.function(input_signature=[images_spec, target_spec], autograph=False)
         def explain_gradient_x_input(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
-            def target_fn(logits: tf.Tensor) -> tf.Tensor:
-                predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                return resolve_target(target_class, predicted, num_classes)
-
-            # One forward and one backward pass, like `explain` (a separate clean pass for the
-            # target would cost a second forward pass).
+            # One forward and one backward pass, like `explain`.
             images = _finite(images)
-            gradient, logits, target = vanilla_gradient(head.logits_fn, images, target_fn)
-            outputs = _prediction(head, logits)
-            outputs[c.TARGET_CLASS] = target
-            outputs[c.SALIENCY] = saliency_map(gradient * images, reduction)
-            return outputs
+            gradient, logits, target = vanilla_gradient(
+                head.logits_fn, images, _target_resolver(target_class, num_classes)
+            )
+            return _explanation(head, logits, target, saliency_map(gradient * images, reduction))
 
         functions[c.EXPLAIN_GRADIENT_X_INPUT] = explain_gradient_x_input
 
@@ -168,15 +180,12 @@ def build_signatures(
 
         @tf.function(input_signature=[images_spec, target_spec], autograph=False)
         def explain_gradcam(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
-            def target_fn(logits: tf.Tensor) -> tf.Tensor:
-                predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                return resolve_target(target_class, predicted, num_classes)
-
-            saliency, logits, target = gradcam(gradcam_view.activations_and_logits, _finite(images), target_fn)
-            outputs = _prediction(head, logits)
-            outputs[c.TARGET_CLASS] = target
-            outputs[c.SALIENCY] = saliency
-            return outputs
+            saliency, logits, target = gradcam(
+                gradcam_view.activations_and_logits,
+                _finite(images),
+                _target_resolver(target_class, num_classes),
+            )
+            return _explanation(head, logits, target, saliency)
 
         functions[c.EXPLAIN_GRADCAM] = explain_gradcam
 
