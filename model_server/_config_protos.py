@@ -1,7 +1,9 @@
 """TF Serving config messages the ``tensorflow-serving-api`` wheel does not ship.
 
-``BatchingParameters`` (``servables/tensorflow/session_bundle_config.proto``) and ``SSLConfig``
-(``config/ssl_config.proto``) are absent from the 2.21 wheel, so they are rebuilt here from the
+``BatchingParameters`` (``servables/tensorflow/session_bundle_config.proto``), ``SSLConfig``
+(``config/ssl_config.proto``) and ``MonitoringConfig`` (``config/monitoring_config.proto``; the
+server does not use it, the production-config tests parse ``configs/monitoring.config`` with
+it) are absent from the 2.21 wheel, so they are rebuilt here from the
 upstream ``.proto`` files: same package, message names, field names, numbers and types, in a
 private descriptor pool so they never clash with official modules a later wheel may add. The
 official module wins when it is importable.
@@ -33,6 +35,13 @@ _SSL_FIELDS = [
     ("custom_ca", 3, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
     ("client_verify", 4, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
 ]
+_PROMETHEUS_FIELDS = [
+    ("enable", 1, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
+    ("path", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+]
+_MONITORING_FIELDS = [
+    ("prometheus_config", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".tensorflow.serving.PrometheusConfig"),
+]
 
 _POOL: descriptor_pool.DescriptorPool | None = None
 
@@ -63,6 +72,13 @@ def _transcribed(full_name: str) -> Any:
             )
         )
         pool.Add(_file("model_server_transcribed/ssl_config.proto", {"SSLConfig": _SSL_FIELDS}, []))
+        pool.Add(
+            _file(
+                "model_server_transcribed/monitoring_config.proto",
+                {"PrometheusConfig": _PROMETHEUS_FIELDS, "MonitoringConfig": _MONITORING_FIELDS},
+                [],
+            )
+        )
         _POOL = pool
     return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full_name))
 
@@ -85,6 +101,13 @@ def ssl_config_class() -> Any:
     """``tensorflow.serving.SSLConfig``."""
     return _official("tensorflow_serving.config.ssl_config_pb2", "SSLConfig") or _transcribed(
         "tensorflow.serving.SSLConfig"
+    )
+
+
+def monitoring_config_class() -> Any:
+    """``tensorflow.serving.MonitoringConfig``."""
+    return _official("tensorflow_serving.config.monitoring_config_pb2", "MonitoringConfig") or _transcribed(
+        "tensorflow.serving.MonitoringConfig"
     )
 
 

@@ -14,12 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from google.protobuf import text_format
+from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-from tests.production.serving_protos import (
-    batching_parameters_class,
-    model_server_config_class,
-    monitoring_config_class,
-)
+from model_server._config_protos import batching_parameters_class, monitoring_config_class
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -67,7 +64,7 @@ def pinned_image_in_script() -> str:
 
 
 def test_models_config_serves_mnist_from_models_mnist_latest_version_only():
-    config = parse_file("models.config", model_server_config_class())
+    config = parse_file("models.config", ModelServerConfig)
     models = config.model_config_list.config
     assert [m.name for m in models] == [MODEL_NAME]
     model = models[0]
@@ -86,7 +83,7 @@ def test_models_config_documents_version_labels_in_a_comment_that_itself_parses(
     ]
     assert len(label_lines) >= 2
     snippet = "model_config_list { config { name: 'x' " + " ".join(label_lines) + " } }"
-    labels = parse(snippet, model_server_config_class()).model_config_list.config[0].version_labels
+    labels = parse(snippet, ModelServerConfig).model_config_list.config[0].version_labels
     assert dict(labels) == {"stable": 1, "canary": 2}
 
 
@@ -145,7 +142,7 @@ def test_serve_script_pins_an_exact_tensorflow_serving_release():
 def test_configmap_carries_the_same_configs_as_the_files():
     configmap = by_kind(manifests("deployment.yaml"), "ConfigMap")
     classes = {
-        "models.config": model_server_config_class(),
+        "models.config": ModelServerConfig,
         "batching.config": batching_parameters_class(),
         "monitoring.config": monitoring_config_class(),
     }
