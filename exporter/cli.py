@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from collections.abc import Sequence
 
 from exporter import ExportConfig, ExportError, export_model, load_config
+from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
 
 __all__ = ["main"]
 
@@ -52,11 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         help="gate the export on the faithfulness checks (randomization test, deletion vs random "
         "order), on the images of [evaluation] data; sets [evaluation] enabled",
     )
-    parser.add_argument(
-        "--unsafe-deserialization",
-        action="store_true",
-        help="load the model with Keras safe_mode off (allows Lambda layers: arbitrary code!)",
-    )
+    add_unsafe_flag(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="only print the result path")
     return parser
 
@@ -64,11 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code (0 ok, 1 export error, 2 usage)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.quiet)
     try:
         config = load_config(args.config) if args.config else ExportConfig()
         overrides = {}
@@ -77,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.logits_layer:
             overrides["logits_layer"] = args.logits_layer
         if args.methods:
-            enabled = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            enabled = tuple(split_list(args.methods))
             overrides["methods"] = dataclasses.replace(config.methods, enabled=enabled)
         if args.input_format:
             overrides["input"] = dataclasses.replace(config.input, format=args.input_format)
@@ -87,10 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.evaluate:
             overrides["evaluation"] = dataclasses.replace(config.evaluation, enabled=True)
         config = config.replace(**overrides) if overrides else config
-        if args.unsafe_deserialization:
-            logging.getLogger("exporter").warning(
-                "Loading %s with safe_mode off: Lambda layers and custom code will run.", args.model
-            )
+        warn_if_unsafe(args, args.model)
         path = export_model(
             args.model,
             args.output,

@@ -8,10 +8,11 @@ Prints a table on stdout (progress on stderr), writes `OUT/evaluation.json` and
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
 
 __all__ = ["main"]
 
@@ -34,8 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="fail a method whose deletion AUC is not this much below random order's (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random order and re-initialization")
     parser.add_argument("--out", default="evaluation", help="output directory (default ./evaluation)")
-    parser.add_argument("--unsafe-deserialization", action="store_true",
-                        help="load the model with Keras safe_mode off (allows Lambda layers: arbitrary code!)")
+    add_unsafe_flag(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
 
@@ -43,11 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 all pass, 1 a check failed, 2 usage error)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.quiet)
+    warn_if_unsafe(args, args.model)
     from exporter._config import EvaluationConfig
     from exporter._errors import ExportError
     from exporter.evaluation import draw_figure, evaluate_export
@@ -60,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_deletion_gain_over_random=args.min_deletion_gain,
             seed=args.seed,
         )
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        methods = split_list(args.methods or None)
         report = evaluate_export(
             args.export_dir,
             args.data,
