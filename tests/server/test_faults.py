@@ -3,6 +3,7 @@ corrupt and deleted versions under traffic. Every wait is bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -164,9 +165,14 @@ def test_exporter_sigkilled_mid_write_publishes_nothing_and_the_next_export_succ
     assert (base / "1" / "saved_model.pb").is_file()
 
 
-def _hammer(server, stop: threading.Event, seen: list, failures: list):
+@contextlib.contextmanager
+def _traffic(server):
+    """Three threads sending Predict until the block ends; yields (versions seen, failures)."""
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+    seen: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}")
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
@@ -183,7 +189,13 @@ def _hammer(server, stop: threading.Event, seen: list, failures: list):
     threads = [threading.Thread(target=client) for _ in range(3)]
     for t in threads:
         t.start()
-    return threads, channel
+    try:
+        yield seen, failures
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        channel.close()
 
 
 @pytest.mark.parametrize("damage", ["variables_missing", "variables_truncated"])
@@ -203,22 +215,13 @@ def test_a_corrupt_version_under_traffic_is_refused_without_a_failed_request(
         data = next((broken / "variables").glob("variables.data-*"))
         data.write_bytes(data.read_bytes()[:10])
     options = ServerOptions.single_model("m", base, port=0, rest_api_port=None, file_system_poll_wait_seconds=0.1)
-    seen: list[int] = []
-    failures: list[str] = []
-    stop = threading.Event()
     with ModelServer(options) as server:
-        threads, channel = _hammer(server, stop, seen, failures)
-        try:
+        with _traffic(server) as (seen, failures):
             assert wait_for(lambda: len(seen) > 10, timeout=20)
             installer(broken, base / "2")
             assert wait_for(lambda: any(s.version == 2 and s.state.name == "END" for s in server.manager.status("m")), 30)
             n = len(seen)
             assert wait_for(lambda: len(seen) > n + 10, timeout=20)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
-            channel.close()
         v1, v2 = server.manager.status("m")
         assert v1.state.name == "AVAILABLE" and v2.error is not None and v2.error.message
     assert failures == [] and set(seen) == {1}
@@ -231,23 +234,14 @@ def test_deleting_the_served_version_under_traffic_moves_to_the_previous_one(exp
     installer(export_pool["scale1"], base / "1")
     installer(export_pool["scale2"], base / "2")
     options = ServerOptions.single_model("m", base, port=0, rest_api_port=None, file_system_poll_wait_seconds=0.1)
-    seen: list[int] = []
-    failures: list[str] = []
-    stop = threading.Event()
     with ModelServer(options) as server:
-        threads, channel = _hammer(server, stop, seen, failures)
-        try:
+        with _traffic(server) as (seen, failures):
             assert wait_for(lambda: len(seen) > 10, timeout=20)
             shutil.rmtree(base / "2")
             assert wait_for(lambda: 1 in seen[-5:], timeout=30)
             assert wait_for(lambda: {s.version: s.state.name for s in server.manager.status("m")} == {1: "AVAILABLE", 2: "END"}, 30)
             n = len(seen)
             assert wait_for(lambda: len(seen) > n + 10, timeout=20)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
-            channel.close()
     assert failures == []
     assert seen[0] == 2 and seen[-1] == 1
 
