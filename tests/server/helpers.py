@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
+import grpc
 import numpy as np
 
 from tests.server.server_test_models import C, H, W
@@ -41,3 +45,36 @@ def outputs(response) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+
+@contextlib.contextmanager
+def traffic(server, *, batch: int = 2, clients: int = 3):
+    """`clients` threads sending Predict until the block ends; yields (versions seen, failures)."""
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    seen: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def client() -> None:
+        x = images(batch)
+        for _ in range(100_000):  # bounded; the event ends it long before
+            if stop.is_set():
+                break
+            try:
+                seen.append(stub.Predict(predict_request(images=x), timeout=10).model_spec.version.value)
+            except grpc.RpcError as err:
+                failures.append(f"{err.code()}: {err.details()}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        yield seen, failures
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        channel.close()

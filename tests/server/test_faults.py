@@ -3,7 +3,6 @@ corrupt and deleted versions under traffic. Every wait is bounded."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -13,13 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
 from model_server import ServerProcess
 from tests.server.conftest import free_port, wait_for
-from tests.server.helpers import images, predict_request
+from tests.server.helpers import images, traffic
 from tests.server.server_test_models import expected_logits
 
 pytestmark = pytest.mark.slow
@@ -165,39 +163,6 @@ def test_exporter_sigkilled_mid_write_publishes_nothing_and_the_next_export_succ
     assert (base / "1" / "saved_model.pb").is_file()
 
 
-@contextlib.contextmanager
-def _traffic(server):
-    """Three threads sending Predict until the block ends; yields (versions seen, failures)."""
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
-
-    seen: list[int] = []
-    failures: list[str] = []
-    stop = threading.Event()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}")
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-    def client() -> None:
-        x = images(2)
-        for _ in range(100_000):  # bounded; the event ends it long before
-            if stop.is_set():
-                break
-            try:
-                seen.append(stub.Predict(predict_request(images=x), timeout=10).model_spec.version.value)
-            except grpc.RpcError as err:
-                failures.append(f"{err.code()}: {err.details()}")
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        yield seen, failures
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
-        channel.close()
-
-
 @pytest.mark.parametrize("damage", ["variables_missing", "variables_truncated"])
 def test_a_corrupt_version_under_traffic_is_refused_without_a_failed_request(
     export_pool, installer, tmp_path, damage
@@ -216,7 +181,7 @@ def test_a_corrupt_version_under_traffic_is_refused_without_a_failed_request(
         data.write_bytes(data.read_bytes()[:10])
     options = ServerOptions.single_model("m", base, port=0, rest_api_port=None, file_system_poll_wait_seconds=0.1)
     with ModelServer(options) as server:
-        with _traffic(server) as (seen, failures):
+        with traffic(server) as (seen, failures):
             assert wait_for(lambda: len(seen) > 10, timeout=20)
             installer(broken, base / "2")
             assert wait_for(lambda: any(s.version == 2 and s.state.name == "END" for s in server.manager.status("m")), 30)
@@ -235,7 +200,7 @@ def test_deleting_the_served_version_under_traffic_moves_to_the_previous_one(exp
     installer(export_pool["scale2"], base / "2")
     options = ServerOptions.single_model("m", base, port=0, rest_api_port=None, file_system_poll_wait_seconds=0.1)
     with ModelServer(options) as server:
-        with _traffic(server) as (seen, failures):
+        with traffic(server) as (seen, failures):
             assert wait_for(lambda: len(seen) > 10, timeout=20)
             shutil.rmtree(base / "2")
             assert wait_for(lambda: 1 in seen[-5:], timeout=30)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.server.conftest import MAX_MSG, wait_for
-from tests.server.helpers import images, predict_request
+from tests.server.helpers import images, predict_request, traffic
 
 pytestmark = pytest.mark.slow
 
@@ -45,36 +45,15 @@ def test_a_new_version_written_under_load_gives_zero_failed_requests(export_pool
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")
     server = _start(base)
-    channel, stub = _stub(server)
-    seen: list[int] = []
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        x = images(4)
-        for _ in range(100_000):  # bounded; the event ends it long before
-            if stop.is_set():
-                return
-            try:
-                seen.append(stub.Predict(predict_request(images=x), timeout=10).model_spec.version.value)
-            except grpc.RpcError as err:
-                failures.append(f"{err.code()}: {err.details()}")
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
     try:
-        for t in threads:
-            t.start()
-        assert wait_for(lambda: len(seen) > 20, timeout=20)
-        installer(export_pool["scale2"], base / "2")
-        assert wait_for(lambda: 2 in seen[-5:], timeout=30), "traffic never moved to version 2"
-        assert wait_for(lambda: _states(server).get(1) == "END", timeout=30)
-        n = len(seen)
-        assert wait_for(lambda: len(seen) > n + 20, timeout=20)
+        with traffic(server, batch=4) as (seen, failures):
+            assert wait_for(lambda: len(seen) > 20, timeout=20)
+            installer(export_pool["scale2"], base / "2")
+            assert wait_for(lambda: 2 in seen[-5:], timeout=30), "traffic never moved to version 2"
+            assert wait_for(lambda: _states(server).get(1) == "END", timeout=30)
+            n = len(seen)
+            assert wait_for(lambda: len(seen) > n + 20, timeout=20)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        channel.close()
         server.stop()
     assert failures == []
     assert seen[0] == 1 and seen[-1] == 2
