@@ -19,6 +19,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="saliency-export",
         description="Export a Keras image classifier as a TF-Serving SavedModel with an "
         "'explain' (saliency) signature, verified before it is published.",

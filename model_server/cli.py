@@ -40,6 +40,7 @@ def _port(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="saliency-serve",
         description="A TensorFlow-Serving-compatible model server (gRPC + REST) for SavedModels.",
     )

@@ -139,7 +139,9 @@ def run(workdir: Path, *, num_digits: int = NUM_DIGITS) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: returns 0 on success, 1 on failure (the server is stopped either way)."""
-    parser = argparse.ArgumentParser(prog="python -m model_server.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="python -m model_server.demo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--workdir", default="build/demo", help="where the cache, export and images go")
     parser.add_argument("--digits", type=int, default=NUM_DIGITS, help="how many test digits to explain")
     args = parser.parse_args(argv)

@@ -160,7 +160,9 @@ def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model_server.loadtest", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="python -m model_server.loadtest", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--clients", default="8,32",
                         help="concurrent clients (threads); a comma-separated list runs each, default 8,32")
     parser.add_argument("--requests", type=int, default=400,

@@ -61,7 +61,7 @@ def build_descriptor_set() -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the descriptor set (default: next to this module) and print what was written."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DESCRIPTOR_PATH, help="output file")
     args = parser.parse_args(argv)
     data = build_descriptor_set()

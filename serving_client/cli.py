@@ -212,7 +212,7 @@ def _format_shape(shape: tuple[int | None, ...]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--server", required=True, metavar="HOST:PORT", help="gRPC address")
     common.add_argument("--model", required=True, metavar="NAME", help="served model name")
     which = common.add_mutually_exclusive_group()
@@ -222,10 +222,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=10.0, metavar="S", help="deadline per call (s)"
     )
 
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    drawing = argparse.ArgumentParser(add_help=False)
+    drawing = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     drawing.add_argument("--target-class", type=int, metavar="N", help="class to explain")
     drawing.add_argument(
         "--colormap",
@@ -255,7 +257,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     explain = commands.add_parser(
-        "explain", parents=[common, drawing], help="write a saliency overlay PNG per image"
+        "explain",
+        allow_abbrev=False,
+        parents=[common, drawing],
+        help="write a saliency overlay PNG per image",
     )
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")
     explain.add_argument(
@@ -266,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser(
         "compare",
+        allow_abbrev=False,
         parents=[common, drawing],
         help="one PNG: the image and each method's overlay side by side",
     )
@@ -278,14 +284,20 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--scale", type=int, default=4, help="upscale factor of the cells")
     compare.set_defaults(run=_compare)
 
-    predict = commands.add_parser("predict", parents=[common], help="print predicted classes")
+    predict = commands.add_parser(
+        "predict", allow_abbrev=False, parents=[common], help="print predicted classes"
+    )
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")
     predict.add_argument("--signature", default="serving_default")
     predict.set_defaults(run=_predict)
 
-    metadata = commands.add_parser("metadata", parents=[common], help="print the signatures")
+    metadata = commands.add_parser(
+        "metadata", allow_abbrev=False, parents=[common], help="print the signatures"
+    )
     metadata.set_defaults(run=_metadata)
-    status = commands.add_parser("status", parents=[common], help="print version states")
+    status = commands.add_parser(
+        "status", allow_abbrev=False, parents=[common], help="print version states"
+    )
     status.set_defaults(run=_status)
     return parser
 

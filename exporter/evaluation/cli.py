@@ -19,6 +19,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="saliency-evaluate",
         description="Model-parameter randomization test (Adebayo et al. 2018) and deletion/insertion "
         "AUC (Petsiuk et al. 2018) for every explanation signature of an export.",

@@ -49,6 +49,7 @@ BENCHMARKS = ("exporter", "serving", "methods", "competitors")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m tests.benchmarks",
         description="Benchmark the explain signature (in-process) and the serving path (gRPC, REST).",
     )
