@@ -14,6 +14,8 @@ import numpy as np
 from exporter import _contract as c
 from exporter._config import ExportConfig, load_config
 from exporter._errors import UnsupportedModelError
+from exporter._files_hash import ALGORITHM as FILES_HASH
+from exporter._files_hash import export_files_sha256
 from exporter._gradcam import GradCamView, find_gradcam_view
 from exporter._graph_defaults import record_signature_defaults
 from exporter._loading import load_keras_model, model_fingerprint
@@ -267,6 +269,9 @@ class SaliencyExporter:
                 verification=figures,
                 **({"evaluation": evaluation} if evaluation is not None else {}),
             )
+            # For `saliency-export verify`: the published bytes, and how the samples were made.
+            report["export_files"] = {"sha256": export_files_sha256(staging, [REPORT_ASSET]), "algorithm": FILES_HASH}
+            report["verification"]["settings"] = {**dataclasses.asdict(self.config.verification), "caller_samples": samples is not None}
             write_report(report, staging / REPORT_ASSET)
         final = base_dir / str(version)
         logger.info("Published %s", final)
