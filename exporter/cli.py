@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code (0 ok, 1 export error, 2 usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("verify", "diff"):  # the promotion gate: exporter/_gate_cli.py
+        from exporter._gate_cli import main as gate_main
+
+        return gate_main(argv)
     args = _parser().parse_args(argv)
     configure_logging(args.quiet)
     try:
