@@ -5,21 +5,23 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from exporter import _contract as c
 from exporter._config import ExportConfig, load_config
-from exporter._errors import UnsupportedModelError
+from exporter._errors import ModelLoadError, UnsupportedModelError
 from exporter._files_hash import ALGORITHM as FILES_HASH
 from exporter._files_hash import export_files_sha256
 from exporter._gradcam import GradCamView, find_gradcam_view
 from exporter._graph_defaults import record_signature_defaults
 from exporter._loading import load_keras_model, model_fingerprint
-from exporter._logits import LogitsHead, find_logits
+from exporter._logits import LogitsHead, explicit_head, find_logits, subclassed_message
 from exporter._report import build_report, signature_specs, write_report
 from exporter._signatures import build_signatures
 from exporter._verify import verify_export
@@ -49,8 +51,29 @@ class ExportResult:
     report: dict[str, Any]
 
 
-def _input_shape(model: keras.Model, override: tuple[int, int, int] | None) -> tuple[int, int, int]:
-    inputs = getattr(model, "inputs", None) or []
+def _symbolic_inputs(model: Any) -> list[Any] | None:
+    """The model's symbolic inputs, or None when it has no graph (subclassed, unbuilt)."""
+    try:
+        inputs = getattr(model, "inputs", None)
+    except (AttributeError, ValueError):  # Keras raises for a model that was never called
+        return None
+    return list(inputs) if inputs else None
+
+
+def _input_shape(
+    model: Any, override: tuple[int, int, int] | None, *, explicit: bool = False
+) -> tuple[int, int, int]:
+    inputs = _symbolic_inputs(model)
+    if inputs is None:
+        if not explicit:
+            raise UnsupportedModelError(subclassed_message(model))
+        if override is None:
+            raise UnsupportedModelError(
+                f"Model {getattr(model, 'name', type(model).__name__)!r} has no symbolic input, so "
+                "the image shape must be given: ExportConfig(input_shape=(H, W, C)) (config "
+                "[model] input_shape)."
+            )
+        return tuple(override)  # type: ignore[return-value]
     if len(inputs) != 1:
         raise UnsupportedModelError(
             f"Expected an image classifier with exactly one input; model {model.name!r} has {len(inputs)}."
@@ -77,6 +100,12 @@ def _input_shape(model: keras.Model, override: tuple[int, int, int] | None) -> t
     return tuple(override)  # type: ignore[return-value]
 
 
+def _symbolic_shape(model: Any, which: str) -> list[Any] | None:
+    """The shape of the model's single symbolic input/output; None without a graph."""
+    tensors = _symbolic_inputs(model) if which == "inputs" else getattr(model, "outputs", None)
+    return list(tensors[0].shape) if tensors else None
+
+
 class SaliencyExporter:
     """Builds, writes, verifies and publishes a saliency export of one Keras model.
 
@@ -91,25 +120,77 @@ class SaliencyExporter:
 
     def __init__(
         self,
-        model: keras.Model,
+        model: Any,
         config: ExportConfig | None = None,
         *,
         model_path: str | Path | None = None,
+        logits_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
+        probabilities: str | Callable[[tf.Tensor], tf.Tensor] = "softmax",
+        head: LogitsHead | None = None,
+        reference_probabilities: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         """Resolves the input shape and the logits head; raises if the model can't be explained.
 
+        Args:
+            model: A functional or Sequential Keras model (logits found in its graph); or,
+                with `logits_fn`/`head`, any Keras model or `tf.Module` that tracks the
+                variables the logits function reads (e.g. a subclassed model).
+            config: Export settings; `config.input_shape` is required when the model has
+                no symbolic input (subclassed models).
+            model_path: The file the model came from, for the report's fingerprint.
+            logits_fn: Explicit logits: images float32 [B,H,W,C] → logits [B,K], e.g.
+                `lambda x: net.logits(x)`. See `exporter._logits.explicit_head`.
+            probabilities: With `logits_fn`: `"softmax"`, `"sigmoid"` (one unit) or a
+                callable logits → probabilities.
+            head: A ready-made explicit `LogitsHead` (from `explicit_head`) instead of
+                `logits_fn`; the hook for other model sources.
+            reference_probabilities: With an explicit head: images (numpy) → the model's
+                own probabilities; verification compares the exported `probabilities`
+                with it (else with the activation of the eager logits).
+
         Raises:
-            UnsupportedModelError: Not a single-input, single-output image classifier.
+            UnsupportedModelError: Not a single-input, single-output image classifier, or a
+                subclassed model without `logits_fn`.
             LogitsNotFoundError: The logits cannot be located (suggests --logits-layer).
+            ConfigError: Settings that an explicit head cannot honour (logits_layer,
+                Grad-CAM, the evaluation gate) or class names of the wrong length.
         """
+        from exporter._errors import ConfigError
+        from exporter._reference import FunctionReference
+
         self.model = model
         self.config = config or ExportConfig()
         self.model_path = Path(model_path) if model_path is not None else None
-        self.input_shape = _input_shape(model, self.config.input_shape)
-        self.head: LogitsHead = find_logits(model, self.config.logits_layer)
+        explicit = logits_fn is not None or head is not None
+        if logits_fn is not None and head is not None:
+            raise ConfigError("Pass either logits_fn or head, not both.")
+        self.input_shape = _input_shape(model, self.config.input_shape, explicit=explicit)
+        #: The eager reference verification uses for an explicit head (None: a logits copy
+        #: of the Keras model is cloned instead).
+        self.reference: FunctionReference | None = None
+        if explicit:
+            for setting, value in (
+                ("logits_layer", self.config.logits_layer),
+                ("the gradcam method", "gradcam" in self.config.methods.enabled or None),
+                ("[evaluation] enabled", self.config.evaluation.enabled or None),
+            ):
+                if value:
+                    raise ConfigError(
+                        f"{setting} is not supported with explicit logits (logits_fn/head): the "
+                        "exporter has no layer graph to look into. Remove it, or export a "
+                        "functional model."
+                    )
+            if head is None:
+                head = explicit_head(logits_fn, self.input_shape, probabilities)  # type: ignore[arg-type]
+            if head.kind != "explicit":
+                raise ConfigError(
+                    f"Expected head to come from explicit_head (kind 'explicit'); received kind {head.kind!r}."
+                )
+            self.head: LogitsHead = head
+            self.reference = FunctionReference(head.logits_fn, head.probabilities_fn, reference_probabilities)
+        else:
+            self.head = find_logits(model, self.config.logits_layer)
         if self.config.class_names is not None and len(self.config.class_names) != self.head.num_classes:
-            from exporter._errors import ConfigError
-
             raise ConfigError(
                 f"model.class_names has {len(self.config.class_names)} names but the model "
                 f"has {self.head.num_classes} classes."
@@ -129,7 +210,7 @@ class SaliencyExporter:
 
     def _check_named_head(self) -> None:
         """For a --logits-layer override, the logits must line up with the model's classes."""
-        self.model_outputs_probabilities = self.head.kind not in ("logits_output", "named_layer")
+        self.model_outputs_probabilities = self.head.kind not in ("logits_output", "named_layer", "explicit")
         if self.head.kind != "named_layer":
             return
         width = int(self.model.outputs[0].shape[-1])
@@ -146,7 +227,7 @@ class SaliencyExporter:
             return
         # When the model itself ends in a softmax, its output must equal softmax(logits):
         # verification then catches a named layer that is not what the softmax consumes.
-        self.model_outputs_probabilities = detected.kind in ("fused_softmax", "softmax_layer")
+        self.model_outputs_probabilities = detected.kind in ("fused_softmax", "softmax_layer", "softmax_op")
 
     def archive(self) -> keras.export.ExportArchive:
         """A `keras.export.ExportArchive` with every signature as an endpoint."""
@@ -226,6 +307,7 @@ class SaliencyExporter:
                 methods=self.config.methods,
                 gradcam_layer=self.gradcam.layer_name if self.gradcam else None,
                 input_config=self.config.input,
+                reference=self.reference,
             )
             evaluation = None
             if self.config.evaluation.enabled:
@@ -259,8 +341,8 @@ class SaliencyExporter:
                     "name": self.config.name,
                     "source": str(self.model_path) if self.model_path else None,
                     "hash": model_fingerprint(self.model, self.model_path),
-                    "keras_input_shape": list(self.model.inputs[0].shape),
-                    "keras_output_shape": list(self.model.outputs[0].shape),
+                    "keras_input_shape": _symbolic_shape(self.model, "inputs"),
+                    "keras_output_shape": _symbolic_shape(self.model, "outputs"),
                     "input_shape": list(self.input_shape),
                     "num_classes": self.head.num_classes,
                     "logits": {"kind": self.head.kind, "layer": self.head.layer_name},
@@ -280,8 +362,25 @@ class SaliencyExporter:
         return ExportResult(final, version, report)
 
 
+def _directory_exporter(path: Path, config: ExportConfig | None, options: dict[str, Any]) -> SaliencyExporter:
+    """A model directory (a SavedModel) goes to its own source module.
+
+    The hook: `exporter._saved_model_source.saved_model_exporter(path, config, **options)`
+    returns a `SaliencyExporter` built with an explicit head (`head=explicit_head(...)`,
+    `reference_probabilities=...`), so everything after loading is shared with Keras models.
+    """
+    try:
+        from exporter._saved_model_source import saved_model_exporter
+    except ImportError as error:
+        raise ModelLoadError(
+            f"{path} is a directory; expected a Keras model file ending in .keras, .h5 or "
+            "\.hdf5 (SavedModel directories are not supported by this installation)."
+        ) from error
+    return saved_model_exporter(path, config, **options)
+
+
 def export_model(
-    model_or_path: keras.Model | str | Path,
+    model_or_path: Any,
     output_dir: str | Path,
     *,
     version: int | None = None,
@@ -289,17 +388,25 @@ def export_model(
     report_path: str | Path | None = None,
     samples: np.ndarray | None = None,
     safe_mode: bool = True,
+    logits_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    probabilities: str | Callable[[tf.Tensor], tf.Tensor] = "softmax",
+    source_options: dict[str, Any] | None = None,
 ) -> Path:
     """Exports a Keras classifier as a verified, TF-Serving-ready SavedModel version.
 
     Args:
-        model_or_path: A Keras model, or a `.keras`/`.h5` file.
+        model_or_path: A Keras model, or a `.keras`/`.h5` file (or a SavedModel
+            directory, handled by `exporter._saved_model_source`).
         output_dir: The model's base path; the export goes to `output_dir/<version>/`.
         version: Version number; the next free integer by default.
         config: An `ExportConfig` or the path of a TOML config file.
         report_path: Also write the JSON export report here.
         samples: Verification inputs [N,H,W,C] (random by default).
         safe_mode: Keras safe mode when loading from a file (refuses Lambda layers).
+        logits_fn: Explicit logits for a model without a functional graph (subclassed):
+            images [B,H,W,C] → logits [B,K]; needs `config.input_shape`.
+        probabilities: With `logits_fn`: `"softmax"`, `"sigmoid"` or a callable.
+        source_options: Options of a directory source (e.g. its signature name).
 
     Returns:
         The published version directory.
@@ -312,8 +419,13 @@ def export_model(
     model_path = None
     if isinstance(model_or_path, str | Path):
         model_path = Path(model_or_path)
+        if model_path.is_dir():
+            exporter = _directory_exporter(model_path, config, dict(source_options or {}))
+            return exporter.write(output_dir, version, report_path=report_path, samples=samples).path
         model = load_keras_model(model_path, safe_mode=safe_mode)
     else:
         model = model_or_path
-    exporter = SaliencyExporter(model, config, model_path=model_path)
+    exporter = SaliencyExporter(
+        model, config, model_path=model_path, logits_fn=logits_fn, probabilities=probabilities
+    )
     return exporter.write(output_dir, version, report_path=report_path, samples=samples).path

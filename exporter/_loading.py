@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from exporter._errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -63,7 +65,8 @@ def model_fingerprint(model: keras.Model, path: str | Path | None = None) -> str
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     else:
-        for weight in model.weights:
-            digest.update(weight.path.encode())
-            digest.update(weight.numpy().tobytes())
+        weights = getattr(model, "weights", None)
+        for weight in weights if weights is not None else model.variables:
+            digest.update(str(getattr(weight, "path", None) or weight.name).encode())
+            digest.update(np.asarray(weight.numpy()).tobytes())
     return "sha256:" + digest.hexdigest()

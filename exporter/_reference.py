@@ -8,12 +8,14 @@ softmax/sigmoid replaced by a linear activation (a "logits copy"), takes an eage
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "FunctionReference",
     "LogitsCopy",
     "numpy_saliency",
     "reference_explain",
@@ -101,6 +103,53 @@ class LogitsCopy:
                 out = tf.concat([-out, out], axis=-1)
             selected = tf.reduce_sum(out * tf.one_hot(target, out.shape[-1]), axis=-1)
         return tape.gradient(selected, x).numpy()
+
+
+class FunctionReference:
+    """The eager reference of an explicit head (`logits_fn`): the caller's function, run eagerly.
+
+    With no layer graph there is nothing to clone; the export traces the same function
+    into a graph, so this reference checks the tracing, serialization and loading, and the
+    finite-difference check (of the exported logits) checks the gradient itself.
+
+    Attributes:
+        binary: Always False: an explicit sigmoid head already returns [-z, z].
+    """
+
+    binary = False
+
+    def __init__(
+        self,
+        logits_fn: Callable[[tf.Tensor], tf.Tensor],
+        probabilities_fn: Callable[[tf.Tensor], tf.Tensor],
+        reference_probabilities: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self._logits_fn = logits_fn
+        self._probabilities_fn = probabilities_fn
+        self._reference_probabilities = reference_probabilities
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Eager logits [B,K]."""
+        return np.asarray(self._logits_fn(tf.constant(images, tf.float32)))
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The caller's reference probabilities, else the head's activation of the logits."""
+        if self._reference_probabilities is not None:
+            return np.asarray(self._reference_probabilities(images), np.float64)
+        return np.asarray(self._probabilities_fn(tf.constant(self.logits(images))), np.float64)
+
+    def gradient(self, images: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Eager d logit[target] / d images, [B,H,W,C]."""
+        x = tf.constant(images, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = self._logits_fn(x)
+            selected = tf.reduce_sum(out * tf.one_hot(target, out.shape[-1], dtype=out.dtype), axis=-1)
+        return tape.gradient(selected, x).numpy()
+
+    def float64_logits(self) -> None:
+        """No float64 copy of an arbitrary function exists; finite differences use the export."""
+        return None
 
 
 def numpy_saliency(gradient: np.ndarray, reduction: str) -> np.ndarray:

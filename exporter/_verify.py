@@ -22,6 +22,7 @@ from exporter._config import InputConfig, MethodsConfig, VerificationConfig
 from exporter._errors import VerificationError
 from exporter._inputs import encode_samples
 from exporter._reference import (
+    FunctionReference,
     LogitsCopy,
     reference_explain,
     reference_gradcam,
@@ -101,8 +102,13 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _expected_probabilities(
-    model: keras.Model, images: np.ndarray, copy: LogitsCopy, model_outputs_probabilities: bool
+    model: keras.Model,
+    images: np.ndarray,
+    copy: LogitsCopy | FunctionReference,
+    model_outputs_probabilities: bool,
 ) -> np.ndarray:
+    if isinstance(copy, FunctionReference):
+        return copy.probabilities(images)
     if not model_outputs_probabilities:
         # The model outputs logits (or the user named them): probabilities are their softmax.
         logits = copy.logits(images).astype(np.float64)
@@ -159,6 +165,7 @@ def verify_export(
     methods: MethodsConfig | None = None,
     gradcam_layer: str | None = None,
     input_config: InputConfig | None = None,
+    reference: FunctionReference | None = None,
 ) -> dict[str, Any]:
     """Verifies the SavedModel at `export_dir` against `model`.
 
@@ -181,6 +188,8 @@ def verify_export(
             quantized (PNG-encoded for bytes), the references computed on the quantized
             float images, and the finite-difference check (which needs float inputs) is
             skipped.
+        reference: The eager reference of an explicit head (`logits_fn`); by default a
+            logits copy of `model` is cloned.
 
     Returns:
         The verification figures (for the report).
@@ -195,7 +204,7 @@ def verify_export(
     input_config = input_config or InputConfig()
     feed_images, samples = encode_samples(samples, input_config)
 
-    copy = LogitsCopy.of(model, logits_layer)
+    copy = reference if reference is not None else LogitsCopy.of(model, logits_layer)
     reference = reference_explain(copy, samples, None, reduction)
     num_classes = reference["logits"].shape[-1]
     other = ((reference["predicted_class"] + 1) % num_classes).astype(np.int32)
