@@ -25,6 +25,7 @@ from exporter._logits import LogitsHead, explicit_head, find_logits, subclassed_
 from exporter._report import build_report, signature_specs, write_report
 from exporter._signatures import build_signatures
 from exporter._verify import verify_export
+from exporter._verify_cpp import verify_cpp_loader
 from exporter._versioning import next_version, staged_version
 from exporter._warmup import WARMUP_FILE, write_warmup_requests
 
@@ -308,6 +309,14 @@ class SaliencyExporter:
                 gradcam_layer=self.gradcam.layer_name if self.gradcam else None,
                 input_config=self.config.input,
                 reference=self.reference,
+            )
+            logger.info("Verifying through TF's C++ loader (TF_LoadSessionFromSavedModel)")
+            figures["cpp_loader"] = verify_cpp_loader(
+                staging,
+                config=self.config.verification,
+                input_shape=self.input_shape,
+                input_config=self.config.input,
+                samples=samples,
             )
             evaluation = None
             if self.config.evaluation.enabled:
