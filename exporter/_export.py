@@ -169,6 +169,8 @@ class SaliencyExporter:
         #: The eager reference verification uses for an explicit head (None: a logits copy
         #: of the Keras model is cloned instead).
         self.reference: FunctionReference | None = None
+        #: More about the model for the report's `model` section (a SavedModel's signature…).
+        self.model_details: dict[str, Any] = {}
         if explicit:
             for setting, value in (
                 ("logits_layer", self.config.logits_layer),
@@ -183,9 +185,11 @@ class SaliencyExporter:
                     )
             if head is None:
                 head = explicit_head(logits_fn, self.input_shape, probabilities)  # type: ignore[arg-type]
-            if head.kind != "explicit":
+            # A SavedModel source (exporter._saved_model_source) says how it found its logits.
+            if head.kind != "explicit" and not head.kind.startswith("saved_model_"):
                 raise ConfigError(
-                    f"Expected head to come from explicit_head (kind 'explicit'); received kind {head.kind!r}."
+                    "Expected head to come from explicit_head (kind 'explicit') or a SavedModel "
+                    f"source (kind 'saved_model_…'); received kind {head.kind!r}."
                 )
             self.head: LogitsHead = head
             self.reference = FunctionReference(head.logits_fn, head.probabilities_fn, reference_probabilities)
@@ -355,6 +359,7 @@ class SaliencyExporter:
                     "input_shape": list(self.input_shape),
                     "num_classes": self.head.num_classes,
                     "logits": {"kind": self.head.kind, "layer": self.head.layer_name},
+                    **self.model_details,
                 },
                 signatures=signature_specs(staging),
                 verification=figures,
