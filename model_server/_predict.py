@@ -92,7 +92,7 @@ def _input_values(signature, inputs: Mapping[str, InputValue]) -> dict[str, np.n
     # tensor is refused with a clear message instead of failing deep inside the graph.
     feeds: dict[str, np.ndarray] = {}
     seen: set[str] = set()
-    for alias in sorted(signature.inputs):
+    for arg_index, alias in enumerate(sorted(signature.inputs)):
         info = signature.inputs[alias]
         value = inputs.get(alias)
         if value is None:
@@ -118,7 +118,7 @@ def _input_values(signature, inputs: Mapping[str, InputValue]) -> dict[str, np.n
         else:
             array = tensor_proto_to_ndarray(value, alias)
             dtype = value.dtype
-        check_against_tensor_info(array, dtype, info, alias)
+        check_against_tensor_info(array, dtype, info, alias, arg_index)
         feeds[info.name] = array
     if inputs and len(seen) != len(inputs):
         raise invalid_argument(

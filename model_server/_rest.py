@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         signature, inputs, fmt = parse_predict_body(body, get_inputs)
         _, _, outputs = core.predict_arrays(name, version, label, signature, inputs)
-        return json.dumps(make_predict_json(outputs, fmt)).encode()
+        return make_predict_json(outputs, fmt).encode()
 
     def _status(self, name: str, version: int | None, label: str | None) -> dict:
         request = get_model_status_pb2.GetModelStatusRequest()

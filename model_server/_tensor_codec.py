@@ -63,6 +63,37 @@ _VAL_FIELD = {
 }
 
 
+# DataTypeString(): the names TF Serving prints in its messages.
+_DTYPE_STRING = {
+    types_pb2.DT_FLOAT: "float",
+    types_pb2.DT_DOUBLE: "double",
+    types_pb2.DT_INT32: "int32",
+    types_pb2.DT_INT16: "int16",
+    types_pb2.DT_INT8: "int8",
+    types_pb2.DT_UINT8: "uint8",
+    types_pb2.DT_UINT16: "uint16",
+    types_pb2.DT_UINT32: "uint32",
+    types_pb2.DT_UINT64: "uint64",
+    types_pb2.DT_INT64: "int64",
+    types_pb2.DT_BOOL: "bool",
+    types_pb2.DT_STRING: "string",
+    types_pb2.DT_HALF: "half",
+    types_pb2.DT_BFLOAT16: "bfloat16",
+    types_pb2.DT_COMPLEX64: "complex64",
+    types_pb2.DT_COMPLEX128: "complex128",
+}
+
+def dtype_string(dtype: int) -> str:
+    """TensorFlow's ``DataTypeString``: ``float``, ``int32``, ``complex64``, ..."""
+    name = _DTYPE_STRING.get(dtype)
+    if name is not None:
+        return name
+    try:
+        return types_pb2.DataType.Name(dtype).removeprefix("DT_").lower()
+    except ValueError:
+        return f"unknown dtype enum ({dtype})"
+
+
 def dtype_name(dtype: int) -> str:
     """``DT_FLOAT``-style name of a DataType enum value (``DT_<n>`` if unknown)."""
     try:
@@ -176,7 +207,9 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, alias: str) -> np.nda
     return out.reshape(shape)
 
 
-def check_against_tensor_info(array: np.ndarray, dtype: int, info, alias: str) -> None:
+def check_against_tensor_info(
+    array: np.ndarray, dtype: int, info, alias: str, arg_index: int = 0
+) -> None:
     """Refuse a decoded input whose dtype or shape the signature's TensorInfo rules out.
 
     Args:
@@ -184,14 +217,17 @@ def check_against_tensor_info(array: np.ndarray, dtype: int, info, alias: str) -
         dtype: the request tensor's DataType.
         info: the signature input's ``TensorInfo``.
         alias: the input alias, for messages.
+        arg_index: the input's position among the session's feeds (TensorFlow's ``arg[i]``).
 
     Raises:
         ServingError: INVALID_ARGUMENT naming the expected and the received dtype or shape.
     """
     if dtype != info.dtype:
+        # The first sentence is the session's own (DirectSession), which TF Serving returns.
         raise invalid_argument(
-            f"input \"{alias}\" expects dtype {dtype_name(info.dtype)} (per the signature) "
-            f"but the request sent {dtype_name(dtype)}"
+            f"Expects arg[{arg_index}] to be {dtype_string(info.dtype)} but {dtype_string(dtype)} "
+            f"is provided: input \"{alias}\" expects dtype {dtype_name(info.dtype)} (per the "
+            f"signature) but the request sent {dtype_name(dtype)}"
         )
     expected = info.tensor_shape
     if expected.unknown_rank:

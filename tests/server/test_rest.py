@@ -111,7 +111,8 @@ def test_metadata_json_holds_the_signature_defs(rest_base):
          "expecting only one of 'inputs' or 'instances' keys to exist"),
         ("/v1/models/m:predict", {"foo": 1}, 400, "Missing 'inputs' or 'instances' key"),
         ("/v1/models/m:predict", {"instances": []}, 400, "No values in 'instances' array"),
-        ("/v1/models/m:predict", {"inputs": [[[[1.0]], [[1.0, 2.0]]]]}, 400, "is not a dense tensor"),
+        ("/v1/models/m:predict", {"inputs": [[[[1.0]], [[1.0, 2.0]]]]}, 400,
+         "Encountered list at unexpected size: 2 at level: 3 expected size: 1"),
         ("/v1/models/m:predict", {"inputs": [[["a"] * 1] * 4] * 4}, 400, "is not of expected type: float"),
         ("/v1/models/m:predict", {"inputs": np.zeros((1, 4, 4, 2)).tolist()}, 400, 'input "images" expects shape [-1,4,4,1]'),
         ("/v1/models/m:predict", {"inputs": np.full((1, 4, 4, 1), float("nan")).tolist()}, 400, "Tensor had NaN values"),
@@ -185,5 +186,5 @@ def test_b64_strings_decode_for_string_inputs():
 
     arr = json_to_array([{"b64": "aGk="}, "yo"], types_pb2.DT_STRING)
     assert arr.tolist() == [b"hi", b"yo"]
-    out = make_predict_json({"x_bytes": arr}, "columnar")
+    out = json.loads(make_predict_json({"x_bytes": arr}, "columnar"))
     assert out == {"outputs": [{"b64": "aGk="}, {"b64": "eW8="}]}
