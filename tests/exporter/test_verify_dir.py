@@ -1,0 +1,172 @@
+"""`saliency-export verify DIR`: a good version passes; each kind of damage fails its check."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+from exporter import ExportConfig
+from exporter._config import MethodsConfig
+from exporter._files_hash import export_files_sha256
+from exporter._verify_dir import REPORT_ASSET, verify_version
+from exporter._warmup import WARMUP_FILE
+from tests.exporter.helpers import export, fused_softmax_model
+
+HAS_CPP = importlib.util.find_spec("exporter._cpp_loader") is not None
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    config = ExportConfig(name="tiny", methods=MethodsConfig(enabled=("vanilla", "integrated_gradients"), ig_steps=8))
+    return export(fused_softmax_model(), tmp_path_factory.mktemp("verify_good"), config)
+
+
+@pytest.fixture
+def copy(good, tmp_path) -> Path:
+    """A private copy of the good version, to damage."""
+    return Path(shutil.copytree(good, tmp_path / "1"))
+
+
+def statuses(result) -> dict[str, str]:
+    return {check.name: check.status for check in result.checks}
+
+
+def detail(result, name: str) -> str:
+    return next(check.detail for check in result.checks if check.name == name)
+
+
+def test_a_good_version_passes_every_check(good):
+    result = verify_version(good)
+    assert result.passed, result.failures
+    expected = {"report", "files_hash", "contract", "tf1_loader", "warmup"}
+    assert {n for n, s in statuses(result).items() if s == "ok"} >= expected
+    assert statuses(result)["cpp_loader"] == ("ok" if HAS_CPP else "skipped")
+    tf1 = next(c for c in result.checks if c.name == "tf1_loader").figures
+    # serving_default once, explain and explain_integrated_gradients with and without target_class.
+    assert tf1["runs"] == 5 and tf1["samples"] == 4
+    warmup = next(c for c in result.checks if c.name == "warmup").figures
+    assert warmup["records"] == 3 * 2  # three signatures × batch sizes (1, 8)
+    summary = result.to_dict()
+    assert json.loads(json.dumps(summary)) == summary and summary["passed"] is True
+
+
+def test_files_hash_covers_every_file_but_the_report(good, copy):
+    report = json.loads((good / REPORT_ASSET).read_text())
+    assert report["export_files"]["sha256"] == export_files_sha256(good, [REPORT_ASSET])
+    # Independent reading of the documented format: path NUL size NUL bytes, sorted by path.
+    digest = hashlib.sha256()
+    for path in sorted(p for p in good.rglob("*") if p.is_file() and p.relative_to(good) != REPORT_ASSET):
+        relative = path.relative_to(good).as_posix()
+        digest.update(f"{relative}\0{path.stat().st_size}\0".encode() + path.read_bytes())
+    assert digest.hexdigest() == report["export_files"]["sha256"]
+    (copy / REPORT_ASSET).write_text("{}")  # the report itself is not hashed
+    assert export_files_sha256(copy, [REPORT_ASSET]) == report["export_files"]["sha256"]
+    (copy / "assets.extra" / "extra.txt").write_text("x")  # an added file is a change
+    assert export_files_sha256(copy, [REPORT_ASSET]) != report["export_files"]["sha256"]
+
+
+def test_a_changed_report_hash_fails_only_the_hash_check(copy):
+    path = copy / REPORT_ASSET
+    report = json.loads(path.read_text())
+    report["export_files"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(report))
+    result = verify_version(copy, cpp=False)
+    assert not result.passed
+    assert statuses(result)["files_hash"] == "failed"
+    assert "0" * 64 in detail(result, "files_hash")
+    assert [n for n, s in statuses(result).items() if s == "failed"] == ["files_hash"]
+
+
+def test_a_renamed_input_alias_in_saved_model_pb_fails_the_contract(copy):
+    path = copy / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    signature = saved_model.meta_graphs[0].signature_def["explain"]
+    signature.inputs["pixels"].CopyFrom(signature.inputs["images"])
+    del signature.inputs["images"]
+    path.write_bytes(saved_model.SerializeToString())
+    result = verify_version(copy, cpp=False)
+    assert not result.passed
+    assert statuses(result)["files_hash"] == "failed"
+    assert statuses(result)["contract"] == "failed"
+    assert "'explain'" in detail(result, "contract") and "pixels" in detail(result, "contract")
+
+
+def test_garbage_in_saved_model_pb_fails_and_skips_what_needs_it(copy):
+    path = copy / "saved_model.pb"
+    data = bytearray(path.read_bytes())
+    data[: len(data) // 2] = b"\xff" * (len(data) // 2)
+    path.write_bytes(bytes(data))
+    result = verify_version(copy)
+    assert not result.passed
+    assert statuses(result)["contract"] == "failed"
+    assert "does not parse" in detail(result, "contract")
+    assert statuses(result)["tf1_loader"] == "skipped"
+
+
+def test_missing_variables_fail_the_tf1_loader(copy):
+    for path in (copy / "variables").glob("variables.data-*"):
+        path.unlink()
+    result = verify_version(copy)
+    assert not result.passed
+    assert statuses(result)["tf1_loader"] == "failed"
+    assert "refused" in detail(result, "tf1_loader")
+    assert statuses(result)["warmup"] == "skipped"
+
+
+def test_truncated_warmup_records_fail_the_warmup_check(copy):
+    path = copy / WARMUP_FILE
+    path.write_bytes(path.read_bytes()[:-7])
+    result = verify_version(copy, cpp=False)
+    assert statuses(result)["warmup"] == "failed"
+    assert "does not parse or replay" in detail(result, "warmup")
+    assert statuses(result)["tf1_loader"] == "ok"
+
+
+def test_a_warmup_record_for_an_unknown_signature_fails(copy):
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="tiny", signature_name="explain_v0"))
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 6, 6, 2), np.float32)))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    with tf.io.TFRecordWriter(str(copy / WARMUP_FILE)) as writer:
+        writer.write(log.SerializeToString())
+    result = verify_version(copy, cpp=False)
+    assert statuses(result)["warmup"] == "failed"
+    assert "'explain_v0'" in detail(result, "warmup")
+
+
+def test_a_directory_without_a_report_fails_cleanly(tmp_path):
+    result = verify_version(tmp_path)
+    assert not result.passed
+    assert statuses(result)["report"] == "failed"
+    assert all(s == "skipped" for n, s in statuses(result).items() if n != "report")
+
+
+def test_a_requested_runtime_that_is_not_cached_fails_rather_than_passes(good):
+    result = verify_version(good, cpp=False, runtimes=["1.99"])
+    assert not result.passed
+    assert statuses(result)["cpp_loader:1.99"] == "failed"
+    assert "1.99" in detail(result, "cpp_loader:1.99")
+
+
+def test_cli_prints_json_and_exits_0_then_1_on_damage(good, copy):
+    ok = subprocess.run([str(BIN / "saliency-export"), "verify", str(good), "-q"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["passed"] is True
+    (copy / "variables" / "variables.index").unlink()
+    bad = subprocess.run([str(BIN / "saliency-export"), "verify", str(copy), "-q"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert bad.returncode == 1
+    summary = json.loads(bad.stdout)
+    assert summary["passed"] is False and any(f.startswith("tf1_loader") for f in summary["failures"])
