@@ -54,11 +54,15 @@ def model_fingerprint(model: keras.Model, path: str | Path | None = None) -> str
 
     Args:
         model: The model.
-        path: The file it was loaded from, if any.
+        path: The file (or SavedModel directory) it was loaded from, if any.
 
     Returns:
         `"sha256:<hex>"`.
     """
+    if path is not None and Path(path).is_dir():
+        from exporter._saved_model_source import saved_model_fingerprint
+
+        return saved_model_fingerprint(path)
     digest = hashlib.sha256()
     if path is not None and Path(path).is_file():
         with Path(path).open("rb") as handle:
