@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from exporter import ExportConfig, ExportError, export_model, load_config
 from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
@@ -24,13 +25,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Export a Keras image classifier as a TF-Serving SavedModel with an "
         "'explain' (saliency) signature, verified before it is published.",
     )
-    parser.add_argument("--model", required=True, help="the .keras (or legacy .h5) model file")
+    parser.add_argument(
+        "--model", required=True, help="the .keras (or legacy .h5) model file, or a SavedModel directory"
+    )
     parser.add_argument("--output", required=True, help="the model's base directory; writes OUTPUT/<version>/")
     parser.add_argument("--version", type=int, help="version number (default: next free integer)")
     parser.add_argument("--name", help="model name used in warmup requests and the report")
     parser.add_argument("--config", help="TOML export config (see configs/export.toml)")
     parser.add_argument("--report", help="also write the JSON export report to this file")
     parser.add_argument("--logits-layer", help="the layer whose output are the logits (overrides detection)")
+    parser.add_argument("--signature", help="SavedModel directory: the signature to export (default serving_default)")
+    parser.add_argument(
+        "--logits-tensor",
+        help="SavedModel directory: the graph tensor of the logits, e.g. 'StatefulPartitionedCall/…/BiasAdd:0' "
+        "(default: the input of the Softmax/Sigmoid op that produces the signature's output)",
+    )
     parser.add_argument(
         "--methods",
         help="comma-separated explanation methods to export (vanilla is always exported): "
@@ -65,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter._gate_cli import main as gate_main
 
         return gate_main(argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    source_options = {"signature": args.signature, "logits_tensor": args.logits_tensor}
+    if any(source_options.values()) and not Path(args.model).is_dir():
+        parser.error(f"--signature and --logits-tensor apply to a SavedModel directory; {args.model} is not one")
     configure_logging(args.quiet)
     try:
         config = load_config(args.config) if args.config else ExportConfig()
@@ -93,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=config,
             report_path=args.report,
             safe_mode=not args.unsafe_deserialization,
+            source_options=source_options if Path(args.model).is_dir() else None,
         )
     except ExportError as error:
         print(f"saliency-export: error: {error}", file=sys.stderr)
