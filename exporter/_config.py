@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from exporter import _contract as c
 from exporter._errors import ConfigError
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "REDUCTIONS",
     "EvaluationConfig",
     "ExportConfig",
+    "LimitsConfig",
     "MethodsConfig",
     "VerificationConfig",
     "load_config",
@@ -88,24 +90,42 @@ INPUT_FORMATS: tuple[str, ...] = ("float32", "uint8", "image_bytes")
 class InputConfig:
     """What clients send as `images`; the model always sees float32 [B,H,W,C].
 
-    For `uint8` ([B,H,W,C] pixels) and `image_bytes` (tf.string [B] of PNG/JPEG/GIF/BMP
+    For `uint8` ([B,H,W,C] pixels) and `image_bytes` (tf.string [B] of PNG/JPEG/BMP
     bytes, decoded and resized in the graph) the model input is `pixel * scale + offset`.
 
     Attributes:
         format: One of `INPUT_FORMATS`.
         scale: Multiplies the pixel values (default 1/255); uint8 and image_bytes only.
         offset: Added after scaling (default 0); uint8 and image_bytes only.
+        max_pixels: image_bytes only: the largest width × height an image may declare in
+            its header; larger ones are refused before decoding. None: the default
+            relative to the model's input (see `exporter._limits.default_max_pixels`).
+        max_image_bytes: image_bytes only: the largest encoded image accepted. None: the
+            default for `max_pixels` (see `exporter._limits.default_max_image_bytes`).
     """
 
     format: str = "float32"
     scale: float | None = None
     offset: float | None = None
+    max_pixels: int | None = None
+    max_image_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.format not in INPUT_FORMATS:
             raise ConfigError(
                 f"input.format must be one of {', '.join(INPUT_FORMATS)}; received {self.format!r}."
             )
+        for key in ("max_pixels", "max_image_bytes"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if self.format != "image_bytes":
+                raise ConfigError(
+                    f"input.{key} applies to the image_bytes format (decoded in the graph); "
+                    f"input.format is {self.format!r}. Remove it or set input.format = \"image_bytes\"."
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"input.{key} must be an integer >= 1; received {value!r}.")
         if self.format == "float32":
             if self.scale is not None or self.offset is not None:
                 raise ConfigError(
@@ -119,6 +139,51 @@ class InputConfig:
             raise ConfigError(f"input.scale must be finite and non-zero, input.offset finite; received {scale}, {offset}.")
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "offset", offset)
+
+
+#: Signature names a `[limits]` entry may name.
+SIGNATURE_NAMES: tuple[str, ...] = (c.SERVING_DEFAULT, *c.EXPLAIN_SIGNATURES.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitsConfig:
+    """Per-request cost bounds, enforced in each signature's graph (`[limits]`).
+
+    Each signature refuses a batch larger than its maximum with INVALID_ARGUMENT before
+    any work. By default the maximum is what fits `memory_budget_mib`, given the memory
+    one image costs that signature on this model (measured at export time, see
+    `exporter._limits`), and never more than `max_images`.
+
+    Attributes:
+        memory_budget_mib: Memory one request may take, in MiB.
+        max_images: Ceiling of every signature's batch (images per request).
+        max_batch: Explicit maxima, signature name → images; they replace the measured
+            default (and may exceed `max_images`).
+    """
+
+    memory_budget_mib: int = 2048
+    max_images: int = 1024
+    max_batch: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        for key in ("memory_budget_mib", "max_images"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"limits.{key} must be an integer >= 1; received {value!r}.")
+        if isinstance(self.max_batch, Mapping):
+            object.__setattr__(self, "max_batch", tuple(sorted(self.max_batch.items())))
+        for name, value in self.max_batch:
+            if name not in SIGNATURE_NAMES:
+                raise ConfigError(
+                    f"Unknown signature {name!r} in [limits]; expected memory_budget_mib, "
+                    f"max_images or a signature name: {', '.join(SIGNATURE_NAMES)}."
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"limits.{name} must be an integer >= 1; received {value!r}.")
+
+    def explicit(self, signature: str) -> int | None:
+        """The configured maximum batch of `signature`, or None for the measured default."""
+        return dict(self.max_batch).get(signature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +274,7 @@ class ExportConfig:
         verification: Verification settings.
         methods: Which explanation signatures are exported, and their parameters.
         evaluation: The opt-in faithfulness gate (sanity checks before publishing).
+        limits: Per-request cost bounds of the signatures.
     """
 
     name: str = "model"
@@ -221,6 +287,7 @@ class ExportConfig:
     verification: VerificationConfig = dataclasses.field(default_factory=VerificationConfig)
     methods: MethodsConfig = dataclasses.field(default_factory=MethodsConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -228,6 +295,13 @@ class ExportConfig:
                 f"saliency.reduction must be one of {', '.join(REDUCTIONS)}; "
                 f"received {self.reduction!r}."
             )
+        exported = {c.SERVING_DEFAULT, *(c.EXPLAIN_SIGNATURES[m] for m in self.methods.enabled)}
+        for name, _ in self.limits.max_batch:
+            if name not in exported:
+                raise ConfigError(
+                    f"limits.{name} is set but {name} is not exported; the export has "
+                    f"{', '.join(sorted(exported))} (add its method to methods.enabled)."
+                )
 
     def replace(self, **changes: Any) -> ExportConfig:
         """Returns a copy with `changes` applied (validated like the original)."""
@@ -304,7 +378,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
     _check_keys(
         "",
         data,
-        {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients", "evaluation", "gradcam", "input"},
+        {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients", "evaluation", "gradcam", "input", "limits"},
     )
     kwargs: dict[str, Any] = {}
 
@@ -325,13 +399,16 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
         kwargs["reduction"] = _str("saliency.reduction", saliency["reduction"])
 
     inputs = _table(data, "input")
-    _check_keys("input", inputs, {"format", "scale", "offset"})
+    _check_keys("input", inputs, {"format", "scale", "offset", "max_pixels", "max_image_bytes"})
     ikwargs: dict[str, Any] = {}
     if "format" in inputs:
         ikwargs["format"] = _str("input.format", inputs["format"])
     for key in ("scale", "offset"):
         if key in inputs:
             ikwargs[key] = _float(f"input.{key}", inputs[key], positive=False)
+    for key in ("max_pixels", "max_image_bytes"):
+        if key in inputs:
+            ikwargs[key] = _int(f"input.{key}", inputs[key], minimum=1)
     kwargs["input"] = InputConfig(**ikwargs)
 
     warmup = _table(data, "warmup")
@@ -363,7 +440,22 @@ def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
     kwargs["verification"] = VerificationConfig(**vkwargs)
     kwargs["methods"] = _methods_from_mapping(data)
     kwargs["evaluation"] = _evaluation_from_mapping(data)
+    kwargs["limits"] = _limits_from_mapping(data)
     return ExportConfig(**kwargs)
+
+
+def _limits_from_mapping(data: Mapping[str, Any]) -> LimitsConfig:
+    """Table `[limits]` → `LimitsConfig` (signature names are checked by `LimitsConfig`)."""
+    table = _table(data, "limits")
+    _check_keys("limits", table, {"memory_budget_mib", "max_images", *SIGNATURE_NAMES})
+    kwargs: dict[str, Any] = {}
+    per_signature: dict[str, int] = {}
+    for key, value in table.items():
+        if key in ("memory_budget_mib", "max_images"):
+            kwargs[key] = _int(f"limits.{key}", value, minimum=1)
+        else:
+            per_signature[key] = _int(f"limits.{key}", value, minimum=1)
+    return LimitsConfig(max_batch=tuple(sorted(per_signature.items())), **kwargs)
 
 
 def _evaluation_from_mapping(data: Mapping[str, Any]) -> EvaluationConfig:

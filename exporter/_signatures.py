@@ -14,13 +14,32 @@ from exporter._attribution import (
     smoothgrad_points,
     vanilla_gradient,
 )
-from exporter._config import InputConfig, MethodsConfig
+from exporter._config import InputConfig, LimitsConfig, MethodsConfig
 from exporter._gradcam import GradCamView
+from exporter._inputs import image_limits, to_model_input
 from exporter._inputs import images_spec as format_spec
-from exporter._inputs import to_model_input
+from exporter._limits import SignatureLimits, check_batch
 from exporter._logits import LogitsHead
 
-__all__ = ["build_signatures"]
+__all__ = ["Signatures", "build_signatures"]
+
+
+class Signatures(dict):
+    """Signature name → `tf.function`, plus the limits their graphs enforce.
+
+    Attributes:
+        limits: Each signature's maximum batch (measured on first use, see `exporter._limits`).
+        image_limits: The image_bytes guard's limits (None for the other formats).
+    """
+
+    limits: SignatureLimits
+    image_limits: object
+
+    def limits_report(self) -> dict[str, object]:
+        """The export report's `limits` section: per-signature maxima and costs, image limits."""
+        report = self.limits.report()
+        report["input"] = self.image_limits.report() if self.image_limits is not None else None
+        return report
 
 
 def _finite_float(images: tf.Tensor) -> tf.Tensor:
@@ -66,7 +85,8 @@ def build_signatures(
     methods: MethodsConfig | None = None,
     gradcam_view: GradCamView | None = None,
     input_config: InputConfig | None = None,
-) -> dict[str, tf.types.experimental.PolymorphicFunction]:
+    limits: LimitsConfig | None = None,
+) -> Signatures:
     """Builds `serving_default`, `explain` and the other enabled explanation signatures.
 
     Args:
@@ -77,26 +97,40 @@ def build_signatures(
         gradcam_view: The (activations, logits) view; required when `gradcam` is enabled.
         input_config: The format of `images` (float32 by default); every signature
             converts it to the model's float input first, and explains that.
+        limits: `[limits]`: each signature refuses a batch over its maximum first.
 
     Returns:
         Signature name → `tf.function` with a fixed input signature (batch dynamic).
     """
     input_config = input_config or InputConfig()
     images_spec = format_spec(input_config, input_shape)
-
-    def _finite(images: tf.Tensor) -> tf.Tensor:
-        return _finite_float(to_model_input(images, input_config, input_shape))
     target_spec = tf.TensorSpec([None], tf.int32, name=c.TARGET_CLASS)
+
+    def specs_at(name: str, batch: int) -> list[tf.TensorSpec]:
+        images_at = tf.TensorSpec([batch, *images_spec.shape[1:]], images_spec.dtype, name=c.IMAGES)
+        if name == c.SERVING_DEFAULT:
+            return [images_at]
+        return [images_at, tf.TensorSpec([batch], tf.int32, name=c.TARGET_CLASS)]
+
+    signature_limits = SignatureLimits(limits or LimitsConfig(), specs_at)
+
+    def _finite(images: tf.Tensor, name: str) -> tf.Tensor:
+        # The batch first: an oversize request is refused before anything is decoded or run.
+        maximum = signature_limits.maximum(name)
+        if maximum is not None:
+            images = check_batch(images, name, maximum)
+        return _finite_float(to_model_input(images, input_config, input_shape))
+
     num_classes = head.num_classes
 
     @tf.function(input_signature=[images_spec], autograph=False)
     def serving_default(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _prediction(head, head.logits_fn(_finite(images)))
+        return _prediction(head, head.logits_fn(_finite(images, c.SERVING_DEFAULT)))
 
     @tf.function(input_signature=[images_spec, target_spec], autograph=False)
     def explain(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
         gradient, logits, target = vanilla_gradient(
-            head.logits_fn, _finite(images), _target_resolver(target_class, num_classes)
+            head.logits_fn, _finite(images, c.EXPLAIN), _target_resolver(target_class, num_classes)
         )
         return _explanation(head, logits, target, saliency_map(gradient, reduction))
 
@@ -117,7 +151,7 @@ def build_signatures(
 
         @tf.function(input_signature=[images_spec, target_spec], autograph=False)
         def explain_smoothgrad(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
-            images = _finite(images)
+            images = _finite(images, c.EXPLAIN_SMOOTHGRAD)
             _, outputs = clean_pass(images, target_class)
             gradient = chunked_weighted_gradients(
                 head.logits_fn,
@@ -137,7 +171,7 @@ def build_signatures(
 
         @tf.function(input_signature=[images_spec, target_spec], autograph=False)
         def explain_integrated_gradients(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
-            images = _finite(images)
+            images = _finite(images, c.EXPLAIN_INTEGRATED_GRADIENTS)
             logits, outputs = clean_pass(images, target_class)
             target = outputs[c.TARGET_CLASS]
             baseline = tf.fill(tf.shape(images), tf.constant(methods.ig_baseline, tf.float32))
@@ -166,7 +200,7 @@ def build_signatures(
         @tf.function(input_signature=[images_spec, target_spec], autograph=False)
         def explain_gradient_x_input(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
             # One forward and one backward pass, like `explain`.
-            images = _finite(images)
+            images = _finite(images, c.EXPLAIN_GRADIENT_X_INPUT)
             gradient, logits, target = vanilla_gradient(
                 head.logits_fn, images, _target_resolver(target_class, num_classes)
             )
@@ -182,11 +216,16 @@ def build_signatures(
         def explain_gradcam(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
             saliency, logits, target = gradcam(
                 gradcam_view.activations_and_logits,
-                _finite(images),
+                _finite(images, c.EXPLAIN_GRADCAM),
                 _target_resolver(target_class, num_classes),
             )
             return _explanation(head, logits, target, saliency)
 
         functions[c.EXPLAIN_GRADCAM] = explain_gradcam
 
-    return functions
+    signatures = Signatures(functions)
+    for name, function in functions.items():
+        signature_limits.register(name, function.python_function)
+    signatures.limits = signature_limits
+    signatures.image_limits = image_limits(input_config, input_shape)
+    return signatures
