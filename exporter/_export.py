@@ -25,7 +25,8 @@ from exporter._logits import LogitsHead, explicit_head, find_logits, subclassed_
 from exporter._report import build_report, signature_specs, write_report
 from exporter._signatures import build_signatures
 from exporter._verify import verify_export
-from exporter._verify_cpp import verify_cpp_loader
+from exporter._tf1 import recording_runs
+from exporter._verify_cpp import CppLoaderCheck
 from exporter._versioning import next_version, staged_version
 from exporter._warmup import WARMUP_FILE, write_warmup_requests
 
@@ -211,6 +212,7 @@ class SaliencyExporter:
             self.config.methods,
             self.gradcam,
             self.config.input,
+            limits=self.config.limits,
         )
 
     def _check_named_head(self) -> None:
@@ -262,6 +264,7 @@ class SaliencyExporter:
             batch_sizes=self.config.warmup_batch_sizes,
             seed=self.config.verification.seed,
             input_format=self.config.input.format,
+            max_batch=self.signatures.limits.maxima(),
         )
         if self.config.class_names is not None:
             path = export_dir / CLASS_NAMES_ASSET
@@ -300,28 +303,25 @@ class SaliencyExporter:
             logger.info("Writing SavedModel (logits: %s) to %s", self.head.describe(), staging)
             self.write_saved_model(staging)
             logger.info("Verifying through the TF1 session loader")
-            figures = verify_export(
-                staging,
-                self.model,
-                reduction=self.config.reduction,
-                config=self.config.verification,
-                input_shape=self.input_shape,
-                logits_layer=self.config.logits_layer,
-                model_outputs_probabilities=self.model_outputs_probabilities,
-                samples=samples,
-                methods=self.config.methods,
-                gradcam_layer=self.gradcam.layer_name if self.gradcam else None,
-                input_config=self.config.input,
-                reference=self.reference,
-            )
-            logger.info("Verifying through TF's C++ loader (TF_LoadSessionFromSavedModel)")
-            figures["cpp_loader"] = verify_cpp_loader(
-                staging,
-                config=self.config.verification,
-                input_shape=self.input_shape,
-                input_config=self.config.input,
-                samples=samples,
-            )
+            # The C++ loader's process loads the export while the TF1 checks run, then
+            # replays their runs: TF Serving's loader must give the TF1 session's outputs.
+            with CppLoaderCheck(staging) as cpp_check, recording_runs() as tf1_runs:
+                figures = verify_export(
+                    staging,
+                    self.model,
+                    reduction=self.config.reduction,
+                    config=self.config.verification,
+                    input_shape=self.input_shape,
+                    logits_layer=self.config.logits_layer,
+                    model_outputs_probabilities=self.model_outputs_probabilities,
+                    samples=samples,
+                    methods=self.config.methods,
+                    gradcam_layer=self.gradcam.layer_name if self.gradcam else None,
+                    input_config=self.config.input,
+                    reference=self.reference,
+                )
+                logger.info("Verifying through TF's C++ loader (TF_LoadSessionFromSavedModel)")
+                figures["cpp_loader"] = cpp_check.verify(tf1_runs)
             evaluation = None
             if self.config.evaluation.enabled:
                 # Imported here: the evaluation code is only needed when the gate is on.
@@ -363,6 +363,7 @@ class SaliencyExporter:
                 },
                 signatures=signature_specs(staging),
                 verification=figures,
+                limits=self.signatures.limits_report(),
                 **({"evaluation": evaluation} if evaluation is not None else {}),
             )
             # For `saliency-export verify`: the published bytes, and how the samples were made.

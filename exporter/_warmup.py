@@ -25,6 +25,7 @@ def write_warmup_requests(
     batch_sizes: Sequence[int],
     seed: int = 0,
     input_format: str = "float32",
+    max_batch: Mapping[str, int] | None = None,
 ) -> Path:
     """Writes one PredictRequest per signature and batch size as a TFRecord of PredictionLogs.
 
@@ -42,6 +43,8 @@ def write_warmup_requests(
         seed: For the random images.
         input_format: `float32` (random floats in [0, 1)), `uint8` (random pixels) or
             `image_bytes` (random pixels, PNG-encoded): what the signatures take.
+        max_batch: signature name → the largest batch its graph accepts (`[limits]`):
+            larger warmup batches are written at that size, so replay cannot be refused.
 
     Returns:
         The written file.
@@ -54,7 +57,9 @@ def write_warmup_requests(
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature in signature_inputs:
-            for batch in batch_sizes:
+            ceiling = (max_batch or {}).get(signature)
+            sizes = dict.fromkeys(batch if ceiling is None else min(batch, ceiling) for batch in batch_sizes)
+            for batch in sizes:
                 images = _images(rng, batch, input_shape, input_format)
                 request = predict_pb2.PredictRequest(
                     model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
