@@ -421,6 +421,18 @@ class CppSavedModel:
         values = self.runtime._request("run", {"handle": self._handle, "feeds": feeds, "fetches": fetches})
         return dict(zip(aliases, values, strict=True))
 
+    def run_tensors(self, feeds: Mapping[str, Any], fetches: list[str]) -> dict[str, np.ndarray]:
+        """One TF_SessionRun by graph tensor names (`op:index`), e.g. several signatures at once.
+
+        Raises:
+            CppLoaderError: TF's error (code and message), e.g. NOT_FOUND for an unknown tensor.
+        """
+        if self._closed:
+            raise CppLoaderError("The model is closed.", code=None, library=self.runtime.library, stage="run")
+        pairs = [(name, np.asarray(value)) for name, value in feeds.items()]
+        values = self.runtime._request("run", {"handle": self._handle, "feeds": pairs, "fetches": list(fetches)})
+        return dict(zip(fetches, values, strict=True))
+
     def benchmark(
         self,
         signature: str,

@@ -6,13 +6,46 @@ export is checked this way before it is published.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import contextvars
+import dataclasses
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Tf1SavedModel"]
+__all__ = ["RecordedRun", "Tf1SavedModel", "recording_runs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedRun:
+    """One `Tf1SavedModel.run` seen by `recording_runs`: its feed and what it returned."""
+
+    export_dir: Path
+    signature: str
+    inputs: Mapping[str, np.ndarray]
+    outputs: Mapping[str, np.ndarray]
+
+
+_RECORDING: contextvars.ContextVar[list[RecordedRun] | None] = contextvars.ContextVar(
+    "tf1_recording", default=None
+)
+
+
+@contextlib.contextmanager
+def recording_runs() -> Iterator[list[RecordedRun]]:
+    """Collects every `Tf1SavedModel.run` made inside the block (in this context).
+
+    Lets another check replay exactly the TF1 checks' feeds (e.g. through the C++
+    loader) and compare with their outputs, without loading and running again.
+    """
+    runs: list[RecordedRun] = []
+    token = _RECORDING.set(runs)
+    try:
+        yield runs
+    finally:
+        _RECORDING.reset(token)
 
 
 class Tf1SavedModel:
@@ -22,6 +55,7 @@ class Tf1SavedModel:
     """
 
     def __init__(self, export_dir: str | Path, tags: tuple[str, ...] = ("serve",)) -> None:
+        self.export_dir = Path(export_dir)
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph)
         with self._graph.as_default():
@@ -50,7 +84,11 @@ class Tf1SavedModel:
         feed = {sig.inputs[alias].name: value for alias, value in inputs.items()}
         aliases = outputs or tuple(sig.outputs)
         fetches = {alias: sig.outputs[alias].name for alias in aliases}
-        return self._session.run(fetches, feed_dict=feed)
+        result = self._session.run(fetches, feed_dict=feed)
+        recording = _RECORDING.get()
+        if recording is not None:
+            recording.append(RecordedRun(self.export_dir, signature, dict(inputs), result))
+        return result
 
     def close(self) -> None:
         """Releases the session."""
