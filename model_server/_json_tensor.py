@@ -325,6 +325,16 @@ def _to_array(flat: list, shape: list[int], dtype: int) -> np.ndarray:
                 "JSON Parse error: The surrogate pair in string is invalid."
             ) from exc
         return array.reshape(shape)
+    if np_dtype.kind in ("i", "u") and flat and np_dtype.itemsize < 4:
+        # TF Serving stores any int32 in int_val and TensorFlow truncates it; refuse instead.
+        info = np.iinfo(np_dtype)
+        low, high = min(flat), max(flat)
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise invalid_argument(
+                f"JSON Value: {bad} is out of range for type: {dtype_string(dtype)} "
+                f"(expected {info.min}..{info.max})"
+            )
     try:
         with np.errstate(over="ignore"):
             # rapidjson's GetFloat() is a static_cast: beyond FLT_MAX it stores +-inf.
@@ -609,3 +619,8 @@ def make_predict_json(outputs: Mapping[str, np.ndarray], fmt: str) -> str:
     else:
         items = ["{" + ", ".join(json.dumps(n) + ": " + rows[n][i] for n in names) + "}" for i in range(batch)]
     return '{"predictions": [' + ", ".join(items) + "]}"
+
+
+def error_json(message: str) -> str:
+    """``MakeJsonFromStatus``: the body of a refused request, ``{"error": "<message>"}``."""
+    return json.dumps({"error": message})

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from ._core import ServingCore
 from ._errors import ServingError, invalid_argument
-from ._json_tensor import make_predict_json, parse_predict_body
+from ._json_tensor import error_json, make_predict_json, parse_predict_body
 
 log = logging.getLogger("model_server")
 
@@ -68,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _error(self, exc: ServingError) -> None:
-        self._send(exc.http_status, {"error": exc.message})
+        self._send(exc.http_status, error_json(exc.message).encode())
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -260,6 +260,8 @@ def ndarray_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
             field.extend(flat.view(np.uint16).astype(np.int32).tolist())
         else:
             field.extend(flat.tolist())
+    # AsProtoField always writes tensor_shape, so a scalar's is present and empty.
+    proto.tensor_shape.SetInParent()
     for d in array.shape:
         proto.tensor_shape.dim.add().size = int(d)
     return proto
