@@ -227,6 +227,42 @@ def test_keras_export_matches_a_logits_copy_of_the_keras_model(sources, tmp_path
     assert report["model"]["saved_model"]["input"]["key"] == "keras_tensor"
 
 
+def test_tf_keras_model_save_directory_matches_the_tf_keras_logits(tmp_path):
+    """A Keras-2-style `model.save(dir)` (tf_keras): BatchNorm and Dropout, so inference mode matters."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(3)
+    model = tf_keras.Sequential(
+        [
+            tf_keras.Input(INPUT_SHAPE),
+            tf_keras.layers.Conv2D(3, 3, activation="relu"),
+            tf_keras.layers.BatchNormalization(),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dropout(0.5),
+            tf_keras.layers.Dense(4),
+            tf_keras.layers.Activation("softmax"),
+        ]
+    )
+    model.layers[1].moving_mean.assign(np.full(3, 0.3, np.float32))
+    model.layers[1].moving_variance.assign(np.full(3, 2.0, np.float32))
+    model.save(tmp_path / "tf_keras", save_format="tf")
+    path, report = _export(tmp_path / "tf_keras", tmp_path / "out")
+
+    logits_model = tf_keras.Model(model.inputs, model.layers[-2].output)
+    x = samples(4, seed=10)
+    z = logits_model(x, training=False).numpy()
+    with tf.GradientTape() as tape:
+        images = tf.constant(x)
+        tape.watch(images)
+        selected = tf.gather(logits_model(images, training=False), z.argmax(axis=-1), axis=1, batch_dims=1)
+    gradient = tape.gradient(selected, images).numpy()
+    predict, explain = _run(path, x)
+    np.testing.assert_allclose(predict["logits"], z, atol=1e-4)
+    np.testing.assert_allclose(predict["probabilities"], model(x, training=False).numpy(), atol=1e-6)
+    np.testing.assert_allclose(explain["saliency"], numpy_saliency(gradient, "max_abs"), atol=1e-4)
+    assert report["model"]["logits"]["kind"] == "saved_model_softmax_op"
+
+
 def test_linear_output_is_refused_then_exported_with_logits_tensor(sources, tmp_path):
     with pytest.raises(LogitsNotFoundError, match="not produced by a Softmax or Sigmoid") as refused:
         load_saved_model(sources["linear"], signature="scores")
