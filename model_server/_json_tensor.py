@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,8 +32,7 @@ ROW, COLUMNAR = "row", "columnar"
 # any tensor TensorFlow can represent (rank <= 254) plus the request's object and list.
 MAX_JSON_DEPTH = 256
 
-_STRINGS_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_STRUCTURAL = bytes(b for b in range(256) if b not in b'[]{}"')
 _JSON_WS = b" \t\n\r"
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -163,12 +161,14 @@ def _type_error(value: Any, dtype: int) -> ServingError:
 
 
 def _nesting_depth(body: bytes) -> int:
-    # Brackets outside strings, then the running depth's maximum; vectorised because bodies
-    # may be tens of megabytes.
-    brackets = _STRINGS_RE.sub(b'""', body).translate(None, _NOT_BRACKETS)
-    if not brackets:
+    # The deepest bracket outside strings, with C-speed bytes operations only (bodies may be
+    # tens of megabytes): drop escaped backslashes, then escaped quotes, keep only quotes and
+    # brackets, drop what lies between quote pairs, then the running depth's maximum.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.translate(None, _NOT_STRUCTURAL).split(b'"')[::2])
+    if not outside:
         return 0
-    codes = np.frombuffer(brackets, dtype=np.uint8)
+    codes = np.frombuffer(outside, dtype=np.uint8)
     steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
     return int(np.cumsum(steps).max())
 

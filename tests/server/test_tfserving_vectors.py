@@ -256,20 +256,20 @@ def predict_util_server(predict_util_models):
             server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", _cases(PREDICT_UTIL))
 def test_predict_util_vectors_over_grpc(case, predict_util_server):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     server = predict_util_server[case["model"]]
-    if case["model"] == "counter":  # stateful: start from a fresh counter, as the C++ test
-        stub_reset = predict_pb2.PredictRequest()
-        stub_reset.model_spec.name = "test_model"
-        stub_reset.model_spec.signature_name = "reset_counter"
     with grpc.insecure_channel(f"127.0.0.1:{server.ports.grpc}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        if case["model"] == "counter":
-            stub.Predict(stub_reset, timeout=30)
+        if case["model"] == "counter":  # stateful: start from 0, as the C++ test's fresh load
+            reset = predict_pb2.PredictRequest()
+            reset.model_spec.name = "test_model"
+            reset.model_spec.signature_name = "reset_counter"
+            stub.Predict(reset, timeout=30)
         for step in _steps(case):
             req = step["request"]
             request = predict_pb2.PredictRequest()
@@ -322,8 +322,6 @@ def echo_server(tmp_path_factory):
     """One model per TensorInfoMap of the request vectors: each input comes back unchanged as
     the output of the same alias (``serving_default`` and ``predict_images``); and
     ``complex_out``, whose output is complex64."""
-    import tensorflow as tf
-
     from model_server import ModelServer, ServerOptions, parse_model_config_text
     from tests.server.tfserving_models import _save, _sig
 
@@ -344,7 +342,6 @@ def echo_server(tmp_path_factory):
         return {"serving_default": _sig(tf, {"x": x}, {"tensor": tf.complex(x, x)}, "tensorflow/serving/predict")}
 
     _save(root / "complex_out" / "1", build_complex)
-    del tf
     text = "model_config_list {" + "".join(
         f' config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}'
         for name in [*maps, "complex_out"]
@@ -384,6 +381,7 @@ def _from_json(value: Any, spec: dict) -> np.ndarray:
 _HTTP = {"INVALID_ARGUMENT": 400, "UNIMPLEMENTED": 501}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", _cases(JSON_TENSOR, "request"))
 def test_json_request_vectors_over_rest(case, echo_server):
     port = echo_server.ports.rest
@@ -412,6 +410,7 @@ def test_json_request_vectors_over_rest(case, echo_server):
         assert _post(port, f"/v1/models/{model}:predict", json.dumps(good).encode())[0] == 200
 
 
+@pytest.mark.slow
 def test_float_outputs_are_written_as_tf_serving_writes_them_over_rest(echo_server):
     # FromJsonSingleFloatTensorSixDigitPrecision and ...NonFinite, through a real response.
     case = next(c for c in JSON_TENSOR["cases"] if c["test"].endswith("FromJsonSingleFloatTensorSixDigitPrecision"))
@@ -431,6 +430,7 @@ def test_float_outputs_are_written_as_tf_serving_writes_them_over_rest(echo_serv
     _assert_same_json(text, nonfinite["json"], "strings")
 
 
+@pytest.mark.slow
 def test_complex64_output_is_400_with_tf_servings_message_over_rest(echo_server):
     # FromJsonSingleTensorErrors, case 2: "Failed to write JSON value for tensor type: complex64".
     status, text = _post(echo_server.ports.rest, "/v1/models/complex_out:predict", b'{"instances": [1.0, 2.0]}')
