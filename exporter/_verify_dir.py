@@ -24,6 +24,7 @@ has; `verify_version` checks those:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -38,6 +39,7 @@ from exporter import _contract as c
 from exporter._config import InputConfig, VerificationConfig
 from exporter._errors import ExportError, VerificationError
 from exporter._files_hash import export_files_sha256
+from exporter._tf1 import recording_runs
 from exporter._warmup import WARMUP_FILE
 
 __all__ = ["REPORT_ASSET", "Check", "VerifyResult", "reference_samples", "verify_version"]
@@ -406,26 +408,25 @@ def _runtime_library(version: str) -> Path:
     return candidates[-1].parent
 
 
-def _check_cpp(export_dir: Path, report: Mapping[str, Any], runtime: str | None) -> Check:
-    """The C++ loader vs the TF1 loader on every signature: `exporter._verify_cpp`'s check."""
+def _start_cpp(export_dir: Path, runtime: str | None) -> Any:
+    """Starts `exporter._verify_cpp.CppLoaderCheck` (the load overlaps the TF1 checks).
+
+    Returns:
+        The started check, to `verify()` with the TF1 checks' recorded runs.
+    """
+    from exporter._verify_cpp import CppLoaderCheck
+
+    return CppLoaderCheck(export_dir, None if runtime is None else _runtime_library(runtime))
+
+
+def _check_cpp(cpp_check: Any, tf1_runs: list[Any], runtime: str | None) -> Check:
+    """The C++ loader replays the TF1 checks' runs (and covers the rest): same outputs."""
     name = "cpp_loader" if runtime is None else f"cpp_loader:{runtime}"
+    if isinstance(cpp_check, _Failed):
+        raise cpp_check
     try:
-        from exporter._cpp_loader import CppLoaderError
-        from exporter._verify_cpp import verify_cpp_loader
-    except ImportError:
-        if runtime is not None:
-            raise _Failed("--runtimes needs the C++-loader runner (exporter/_cpp_loader.py), absent here") from None
-        raise _Skipped("the C++-loader runner (exporter/_cpp_loader.py) is not part of this install") from None
-    library = None if runtime is None else _runtime_library(runtime)
-    try:
-        figures = verify_cpp_loader(
-            export_dir,
-            config=_verification_config(report),
-            input_shape=tuple(int(d) for d in report["model"]["input_shape"]),
-            input_config=input_config(report),
-            library=library,
-        )
-    except (VerificationError, CppLoaderError) as error:
+        figures = cpp_check.verify(tf1_runs)
+    except VerificationError as error:
         raise _Failed(str(error)) from None
     figures.pop("seconds", None)
     detail = (
@@ -538,21 +539,27 @@ def verify_version(
         except _Failed:
             _skip(checks, later[2:], "needs a saved_model.pb that parses")
             return VerifyResult(str(export_dir), tuple(checks), time.perf_counter() - start)
-    tf1 = _timed("tf1_loader", checks, lambda: _check_tf1(export_dir, report, signature_defs))
-    if not tf1:
-        _skip(checks, later[3:], "needs the TF1 loader's outputs")
-        return VerifyResult(str(export_dir), tuple(checks), time.perf_counter() - start)
-    saved = tf1[0]
-    try:
-        _timed("warmup", checks, lambda: _check_warmup(export_dir, report, saved))
-    finally:
-        saved.close()
-    if cpp:
-        _timed("cpp_loader", checks, lambda: _check_cpp(export_dir, report, None))
-    else:
-        _skip(checks, ["cpp_loader"], "not asked for")
-    for runtime in runtimes:
-        _timed(f"cpp_loader:{runtime}", checks, lambda r=runtime: _check_cpp(export_dir, report, r))
+    with contextlib.ExitStack() as stack:
+        # Started first: the C++ loader's process loads while the TF1 checks run, then
+        # replays exactly their (recorded) runs.
+        cpp_checks: dict[str | None, Any] = {}
+        for runtime in ([None] if cpp else []) + list(runtimes):
+            try:
+                cpp_checks[runtime] = stack.enter_context(_start_cpp(export_dir, runtime))
+            except _Failed as error:
+                cpp_checks[runtime] = error
+        tf1_runs = stack.enter_context(recording_runs())
+        tf1 = _timed("tf1_loader", checks, lambda: _check_tf1(export_dir, report, signature_defs))
+        if not tf1:
+            _skip(checks, later[3:], "needs the TF1 loader's outputs")
+            return VerifyResult(str(export_dir), tuple(checks), time.perf_counter() - start)
+        with tf1[0] as saved:
+            _timed("warmup", checks, lambda: _check_warmup(export_dir, report, saved))
+        if not cpp:
+            _skip(checks, ["cpp_loader"], "not asked for")
+        for runtime, cpp_check in cpp_checks.items():
+            name = "cpp_loader" if runtime is None else f"cpp_loader:{runtime}"
+            _timed(name, checks, lambda k=cpp_check, r=runtime: _check_cpp(k, list(tf1_runs), r))
     if evaluate:
         _timed("evaluation", checks, lambda: _check_evaluation(export_dir, report, model, images))
     return VerifyResult(str(export_dir), tuple(checks), time.perf_counter() - start)
