@@ -23,7 +23,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from exporter import LogitsNotFoundError, ModelLoadError, Tf1SavedModel, export_model
+from exporter import (
+    ConfigError,
+    ExportConfig,
+    LogitsNotFoundError,
+    ModelLoadError,
+    Tf1SavedModel,
+    VerificationError,
+    export_model,
+)
+from exporter._config import MethodsConfig
 from exporter._reference import LogitsCopy, numpy_saliency
 from exporter._saved_model_source import load_saved_model, saved_model_fingerprint
 from exporter.cli import main as cli_main
@@ -280,6 +289,24 @@ def test_linear_output_is_refused_then_exported_with_logits_tensor(sources, tmp_
     np.testing.assert_allclose(explain["saliency"], _analytic_saliency(w, z.argmax(axis=-1)), atol=1e-5)
     assert report["model"]["logits"] == {"kind": "saved_model_named_tensor", "layer": named}
     assert report["model"]["saved_model"]["original_signature_checks"]["compared_as"] == "logits"
+
+
+def test_a_wrongly_named_logits_tensor_fails_against_the_original_signature(sources, tmp_path):
+    """softmax(x W) (the MatMul, before the bias) is not what the signature outputs."""
+    right = load_saved_model(sources["linear"]).logits.name
+    wrong = right.replace("/add:0", "/MatMul:0")
+    load_saved_model(sources["linear"], logits_tensor=wrong)  # the tensor exists
+    with pytest.raises(VerificationError, match=r"does not reproduce the signature's probabilities"):
+        export_model(sources["linear"], tmp_path / "out", source_options={"logits_tensor": wrong})
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_settings_that_need_keras_layers_are_refused_for_a_directory(sources, tmp_path):
+    with pytest.raises(ConfigError, match="--logits-tensor"):
+        export_model(sources["linear"], tmp_path / "out", config=ExportConfig(logits_layer="dense"))
+    gradcam = ExportConfig(methods=MethodsConfig(enabled=("gradcam",)))
+    with pytest.raises(ConfigError, match="gradcam method is not supported for a SavedModel directory"):
+        export_model(sources["linear"], tmp_path / "out", config=gradcam)
 
 
 def test_unknown_signature_and_tensor_are_refused_with_the_choices(sources, tmp_path):
