@@ -32,7 +32,15 @@ checked against the untouched loaded signature (`check_against_original`):
 - the gradient: a softmax output determines the logits only up to a per-image shift,
   so the checkable identity is ∇ log p_t = Σ_j (δ_tj − p_j) ∇z_j (p held fixed), with
   ∇ log p_t taken by a GradientTape through the loaded signature's own function calls;
-  for a sigmoid output z = log p − log(1 − p) exactly, so ∇z itself is compared.
+  for a sigmoid output z = log p − log(1 − p) exactly, so ∇z itself is compared;
+- a named tensor that *is* a linear output is compared with it directly (logits and ∇z_t);
+  a named tensor on a linear output that is not the output itself has nothing in the
+  signature to compare with, and the report says so.
+
+Refused, each with the reason: a signature with several inputs or outputs, or a
+non-float32 image input; a multi-label sigmoid; a graph reading resources other than
+variables (lookup tables); and settings that need Keras layers (`logits_layer`, Grad-CAM,
+the evaluation gate's weight randomization).
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ __all__ = [
     "find_logits_tensor",
     "is_saved_model_dir",
     "load_saved_model",
+    "saved_model_exporter",
     "saved_model_fingerprint",
 ]
 
@@ -73,7 +82,10 @@ LOGITS_KINDS: tuple[str, ...] = (SOFTMAX_OP, SIGMOID_OP, NAMED_TENSOR)
 
 #: Ops that forward their i-th input unchanged to their i-th output.
 _PASS_THROUGH = frozenset({"Identity", "IdentityN", "Snapshot", "StopGradient", "PreventGradient"})
-_HINT = "Name the logits tensor with --logits-tensor NAME (Python: load_saved_model(..., logits_tensor=NAME))."
+_HINT = (
+    "Name the logits tensor with --logits-tensor NAME "
+    "(Python: export_model(..., source_options={'logits_tensor': NAME}))."
+)
 
 
 def is_saved_model_dir(path: str | Path) -> bool:
