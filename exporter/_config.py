@@ -296,11 +296,17 @@ class ExportConfig:
                 f"received {self.reduction!r}."
             )
         exported = {c.SERVING_DEFAULT, *(c.EXPLAIN_SIGNATURES[m] for m in self.methods.enabled)}
-        for name, _ in self.limits.max_batch:
+        for name, maximum in self.limits.max_batch:
             if name not in exported:
                 raise ConfigError(
                     f"limits.{name} is set but {name} is not exported; the export has "
                     f"{', '.join(sorted(exported))} (add its method to methods.enabled)."
+                )
+            if maximum < self.verification.num_samples:
+                raise ConfigError(
+                    f"limits.{name} = {maximum} is below verification.num_samples = "
+                    f"{self.verification.num_samples}: the export is verified at that batch. "
+                    "Lower verification.num_samples or raise the limit."
                 )
 
     def replace(self, **changes: Any) -> ExportConfig:

@@ -150,14 +150,16 @@ def measure_cost(python_function: Callable[..., Any], specs_at: Callable[[int], 
 
 def batch_refusal(signature: str, maximum: int) -> str:
     """The refusal's wording after the batch size, shared by the graph and the bundled server."""
-    return f" exceeds {signature}' maximum of {maximum} (config [limits])"
+    # No apostrophe: TF's Assert prints string data C-escaped (\').
+    return f" exceeds the maximum batch of {signature}: {maximum} (config [limits] {signature})"
 
 
 def check_batch(images: tf.Tensor, signature: str, maximum: int) -> tf.Tensor:
     """Graph ops: `images` once its batch is known to be at most `maximum`.
 
     Raises (at run time, InvalidArgumentError → INVALID_ARGUMENT):
-        `batch of 4096 exceeds explain_integrated_gradients' maximum of 256 (config [limits])`.
+        `batch of 4096 exceeds the maximum batch of explain_integrated_gradients: 256
+        (config [limits] explain_integrated_gradients)`.
     """
     batch = tf.shape(images, out_type=tf.int64)[0]
     message = tf.strings.join(["batch of ", tf.strings.as_string(batch), batch_refusal(signature, maximum)])
