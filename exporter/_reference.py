@@ -33,6 +33,28 @@ class _PassThrough(keras.layers.Layer):
         return inputs
 
 
+def _is_float_dtype(value: object) -> bool:
+    if isinstance(value, dict):  # a serialized DTypePolicy
+        value = value.get("config", {}).get("name")
+    return isinstance(value, str) and ("float" in value or value.startswith("mixed"))
+
+
+def _float64_config(config: object) -> object:
+    """A layer config with every float dtype, nested layers' included, set to float64.
+
+    Nested models (e.g. ConvNeXt's Sequential stem) carry their inner layers' configs;
+    changing only the outer dtype would leave those computing in float32.
+    """
+    if isinstance(config, dict):
+        out = {key: _float64_config(value) for key, value in config.items()}
+        if "dtype" in out and _is_float_dtype(config["dtype"]):
+            out["dtype"] = "float64"
+        return out
+    if isinstance(config, list):
+        return [_float64_config(item) for item in config]
+    return config
+
+
 def _final_layer_name(model: keras.Model) -> str:
     return model.outputs[0]._keras_history.operation.name
 
@@ -86,9 +108,47 @@ class LogitsCopy:
             clone = keras.Model(clone.inputs, clone.get_layer(logits_layer).output)
         return cls(clone, binary)
 
+    def float64_logits(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The logits computed in float64 by a float64 clone (float64 input and weights).
+
+        Finite differences of a deep float32 net drown in rounding: a step small enough
+        to stay off curvature (and ReLU kinks) changes the logit by less than float32 can
+        resolve. In float64 the same step is resolved to ~1e-10. Every layer of the clone
+        computes in float64, mixed-precision policies included, so this is the model's
+        exact function. Returns None when a layer cannot be cloned in float64 (e.g. custom
+        code that hard-codes float32); the caller then differentiates the export instead.
+        """
+        try:
+            inputs = keras.Input(tuple(self.model.inputs[0].shape[1:]), dtype="float64")
+
+            def to_float64(layer: keras.layers.Layer) -> keras.layers.Layer:
+                config = layer.get_config()
+                if isinstance(layer, keras.layers.Layer):  # ops (keras.ops on tensors) have no dtype
+                    config = _float64_config(config)
+                if isinstance(layer, keras.layers.Lambda):
+                    return layer.__class__.from_config(config, safe_mode=False)
+                return layer.__class__.from_config(config)
+
+            clone = keras.models.clone_model(self.model, input_tensors=inputs, clone_function=to_float64)
+            clone.set_weights(
+                [w.astype(np.float64) if np.issubdtype(w.dtype, np.floating) else w for w in self.model.get_weights()]
+            )
+        except Exception:  # any layer that cannot be rebuilt in float64: no float64 copy
+            return None
+        run = tf.function(lambda x: clone(x, training=False), autograph=False, reduce_retracing=True)
+        binary = self.binary
+
+        def logits(images: np.ndarray) -> np.ndarray:
+            out = run(tf.constant(images, tf.float64))
+            if binary:
+                out = tf.concat([-out, out], axis=-1)
+            return out.numpy()
+
+        return logits
+
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Eager logits [B,K] (two columns [-z, z] for a binary model)."""
-        out = self.model(tf.constant(images), training=False)
+        out = tf.cast(self.model(tf.constant(images), training=False), tf.float32)
         if self.binary:
             out = tf.concat([-out, out], axis=-1)
         return out.numpy()
@@ -98,7 +158,7 @@ class LogitsCopy:
         x = tf.constant(images, tf.float32)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            out = self.model(x, training=False)
+            out = tf.cast(self.model(x, training=False), tf.float32)  # mixed precision: float16 logits
             if self.binary:
                 out = tf.concat([-out, out], axis=-1)
             selected = tf.reduce_sum(out * tf.one_hot(target, out.shape[-1]), axis=-1)

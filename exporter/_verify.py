@@ -97,6 +97,31 @@ def check_contract(
             raise VerificationError(f"Signature {name!r} does not record a default for target_class.")
 
 
+#: Rounding allowance for reduced-precision compute: float16/bfloat16 kernels (and the
+#: graph vs eager order of operations) each round to eps of the compute dtype; a few
+#: layers' worth of that, relative to the quantity's scale, is 16 ulps.
+_ROUNDING_ULPS = 16
+_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
+
+
+def _compute_dtype(model: Any) -> str:
+    """The lowest-precision compute dtype of the model's layers (mixed precision policies)."""
+    found = "float32"
+    for layer in getattr(model, "layers", None) or []:
+        policy = getattr(layer, "dtype_policy", None)
+        dtype = getattr(policy, "compute_dtype", None)
+        if dtype in _EPS and (found == "float32" or _EPS[dtype] > _EPS[found]):
+            found = dtype
+    return found
+
+
+def _scaled(tolerance: float, compute_dtype: str, scale: float) -> float:
+    """The configured (float32) tolerance, widened to the rounding of a reduced-precision dtype."""
+    if compute_dtype not in _EPS:
+        return tolerance
+    return max(tolerance, _ROUNDING_ULPS * _EPS[compute_dtype] * scale)
+
+
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if a.size else 0.0
 
@@ -118,34 +143,75 @@ def _expected_probabilities(
     return np.concatenate([1.0 - out, out], axis=-1) if copy.binary else out
 
 
-def _finite_differences(
-    saved: Tf1SavedModel, image: np.ndarray, target: int, gradient: np.ndarray, cfg: VerificationConfig
-) -> dict[str, float]:
-    """Central differences of the exported logit at the positions of largest |gradient|.
+#: Central differences in float64: the step that balances truncation (h²) against
+#: rounding (eps/h) is h ≈ eps64^(1/3) ≈ 6e-6 (in input units, inputs of order 1). The
+#: 10× and 100× larger steps are tried too and the closest estimate kept: a ReLU or
+#: max-pool kink crossed by one step is rarely crossed by all three, and a wrong gradient
+#: is wrong at every step.
+FLOAT64_STEPS = (6e-4, 6e-5, 6e-6)
 
-    ReLU and max-pool networks are piecewise linear: a step that crosses a kink measures
-    the neighbouring linear piece, not the gradient. Each position is therefore tried at
-    steps eps, eps/10 and eps/100 and the closest estimate kept; a wrong gradient is wrong
-    at every step size.
-    """
-    flat = np.abs(gradient).ravel()
-    count = min(cfg.fd_positions, flat.size)
-    positions = np.argsort(flat)[::-1][:count]
-    steps = np.array([cfg.fd_epsilon, cfg.fd_epsilon / 10, cfg.fd_epsilon / 100])
-    batch = np.repeat(image[None], 2 * count * len(steps), axis=0)
+
+def _central_differences(
+    logits_fn: Any, image: np.ndarray, target: int, positions: np.ndarray, steps: np.ndarray, dtype: Any
+) -> np.ndarray:
+    """[positions, steps] central-difference estimates of d logit[target] / d image."""
+    count = len(positions)
+    batch = np.repeat(image.astype(dtype)[None], 2 * count * len(steps), axis=0)
+    spans = []
     row = 0
     for pos in positions:
         index = np.unravel_index(pos, image.shape)
         for eps in steps:
             batch[(row, *index)] += eps
             batch[(row + 1, *index)] -= eps
+            # The step as represented: in float32, x ± eps is rounded.
+            spans.append(float(batch[(row, *index)]) - float(batch[(row + 1, *index)]))
             row += 2
-    logits = saved.run(c.SERVING_DEFAULT, {c.IMAGES: batch}, (c.LOGITS,))[c.LOGITS].astype(np.float64)
-    numeric = (logits[0::2, target] - logits[1::2, target]).reshape(count, len(steps)) / (2 * steps)
+    # Chunks bound the memory of a float64 pass through a large network.
+    chunk = 8
+    logits = np.concatenate(
+        [np.asarray(logits_fn(batch[i : i + chunk]), np.float64) for i in range(0, len(batch), chunk)]
+    )
+    return ((logits[0::2, target] - logits[1::2, target]) / np.array(spans)).reshape(count, len(steps))
+
+
+def _finite_differences(
+    saved: Tf1SavedModel,
+    float64_logits: Any,
+    image: np.ndarray,
+    target: int,
+    gradient: np.ndarray,
+    cfg: VerificationConfig,
+) -> dict[str, float]:
+    """Central differences of the logit at the positions of largest |gradient|.
+
+    With a float64 copy of the model (`float64_logits`), the differences are taken in
+    float64 and compared with the eager float32 gradient, which the saliency checks tie
+    to the exported one: a gradient that is wrong in the model (a wrong custom gradient)
+    or in the export is caught. Without one (explicit heads, layers that cannot run in
+    float64), the differences are of the exported float32 logits at steps eps, eps/10,
+    eps/100 (`fd_epsilon`), as float32 resolves no finer.
+    """
+    flat = np.abs(gradient).ravel()
+    count = min(cfg.fd_positions, flat.size)
+    positions = np.argsort(flat)[::-1][:count]
+    if float64_logits is not None:
+        source, steps, dtype = "float64_copy", np.array(FLOAT64_STEPS), np.float64
+        logits_fn = float64_logits
+    else:
+        source, steps, dtype = "exported_float32_logits", np.array(
+            [cfg.fd_epsilon, cfg.fd_epsilon / 10, cfg.fd_epsilon / 100]
+        ), np.float32
+
+        def logits_fn(batch: np.ndarray) -> np.ndarray:
+            return saved.run(c.SERVING_DEFAULT, {c.IMAGES: batch}, (c.LOGITS,))[c.LOGITS]
+
+    numeric = _central_differences(logits_fn, image, target, positions, steps, dtype)
     analytic = gradient.ravel()[positions].astype(np.float64)
     scale = max(float(np.max(np.abs(gradient))), 1e-12)
     per_position = np.min(np.abs(numeric - analytic[:, None]), axis=1) / scale
     return {
+        "differentiated": source,
         "positions": int(count),
         "epsilons": steps.tolist(),
         "max_error_relative_to_max_gradient": float(per_position.max()),
@@ -210,7 +276,33 @@ def verify_export(
     other = ((reference["predicted_class"] + 1) % num_classes).astype(np.int32)
     reference_other = reference_explain(copy, samples, other, reduction)
 
-    figures: dict[str, Any] = {"samples": int(samples.shape[0])}
+    compute_dtype = _compute_dtype(model)
+    logits_scale = float(np.max(np.abs(reference["logits"]))) if reference["logits"].size else 0.0
+    logits_atol = _scaled(config.logits_atol, compute_dtype, logits_scale)
+    probabilities_atol = _scaled(config.probabilities_atol, compute_dtype, 1.0)
+    saliency_atol = _scaled(config.saliency_atol, compute_dtype, 1.0)
+    fd_rtol = _scaled(config.fd_rtol, compute_dtype, 1.0)
+    figures: dict[str, Any] = {
+        "samples": int(samples.shape[0]),
+        "compute_dtype": compute_dtype,
+        "tolerance_rule": (
+            "the configured float32 tolerances"
+            if compute_dtype == "float32"
+            else f"max(configured tolerance, {_ROUNDING_ULPS} x eps({compute_dtype}) x scale); "
+            "scale = max |logit| for logits, 1 for probabilities, saliency and the relative "
+            "finite-difference error"
+        ),
+    }
+    float64_logits = None
+    if input_config.format == "float32" and isinstance(copy, LogitsCopy):
+        float64_logits = copy.float64_logits()
+        if float64_logits is not None:
+            # The float64 copy must compute the model's function, or its differences prove nothing.
+            agreement = _max_abs_diff(float64_logits(samples[:1].astype(np.float64)), reference["logits"][:1])
+            figures["float64_copy_logits_max_abs_diff"] = agreement
+            if not agreement <= logits_atol:
+                figures["float64_copy_rejected"] = f"differs from the model by {agreement:.3g} > {logits_atol:.3g}"
+                float64_logits = None
     with Tf1SavedModel(export_dir) as saved:
         check_contract(saved.signature_defs, methods, input_config.format)
         predict = saved.run(c.SERVING_DEFAULT, {c.IMAGES: feed_images})
@@ -218,15 +310,15 @@ def verify_export(
         explain_other = saved.run(c.EXPLAIN, {c.IMAGES: feed_images, c.TARGET_CLASS: other})
 
         checks = [
-            ("logits", _max_abs_diff(predict[c.LOGITS], reference["logits"]), config.logits_atol),
+            ("logits", _max_abs_diff(predict[c.LOGITS], reference["logits"]), logits_atol),
             (
                 "probabilities",
                 _max_abs_diff(predict[c.PROBABILITIES], _expected_probabilities(model, samples, copy, model_outputs_probabilities)),
-                config.probabilities_atol,
+                probabilities_atol,
             ),
-            ("explain_logits", _max_abs_diff(explain[c.LOGITS], predict[c.LOGITS]), config.logits_atol),
-            ("saliency_predicted_class", _max_abs_diff(explain[c.SALIENCY], reference["saliency"]), config.saliency_atol),
-            ("saliency_other_class", _max_abs_diff(explain_other[c.SALIENCY], reference_other["saliency"]), config.saliency_atol),
+            ("explain_logits", _max_abs_diff(explain[c.LOGITS], predict[c.LOGITS]), logits_atol),
+            ("saliency_predicted_class", _max_abs_diff(explain[c.SALIENCY], reference["saliency"]), saliency_atol),
+            ("saliency_other_class", _max_abs_diff(explain_other[c.SALIENCY], reference_other["saliency"]), saliency_atol),
         ]
         for name, value, tolerance in checks:
             figures[f"{name}_max_abs_diff"] = value
@@ -249,7 +341,7 @@ def verify_export(
         fd = None
         if input_config.format == "float32":
             fd = _finite_differences(
-                saved, samples[0], int(reference["target_class"][0]), reference["gradient"][0], config
+                saved, float64_logits, samples[0], int(reference["target_class"][0]), reference["gradient"][0], config
             )
         if methods is not None:
             figures["methods"] = _verify_methods(
@@ -260,12 +352,13 @@ def verify_export(
         figures["finite_differences"] = {"skipped": f"input format {input_config.format} has no float input"}
         return figures
     figures["finite_differences"] = fd
-    figures["finite_differences_tolerance"] = config.fd_rtol
-    if not fd["max_error_relative_to_max_gradient"] <= config.fd_rtol:
+    figures["finite_differences_tolerance"] = fd_rtol
+    if not fd["max_error_relative_to_max_gradient"] <= fd_rtol:
+        of = "a float64 copy of the model" if fd["differentiated"] == "float64_copy" else "the exported logits"
         raise VerificationError(
-            "The gradient does not match central finite differences of the exported logits: "
+            f"The gradient does not match central finite differences of {of}: "
             f"max error {fd['max_error_relative_to_max_gradient']:.3g} of the largest gradient "
-            f"exceeds {config.fd_rtol:.3g} (steps {fd['epsilons']})."
+            f"exceeds {fd_rtol:.3g} (steps {fd['epsilons']}, compute dtype {compute_dtype})."
         )
     return figures
 
