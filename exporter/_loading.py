@@ -36,6 +36,12 @@ def load_keras_model(path: str | Path, *, safe_mode: bool = True) -> keras.Model
     import keras
 
     path = Path(path)
+    if path.is_dir():
+        raise ModelLoadError(
+            f"Expected a Keras model file ending in {', '.join(_SUPPORTED_SUFFIXES)}; {path} is a "
+            "directory. A SavedModel directory is exported with saliency-export --model DIR "
+            "(export_model(DIR, ...)), not loaded as a Keras model."
+        )
     if not path.is_file():
         raise ModelLoadError(f"Model file {path} does not exist.")
     if path.suffix.lower() not in _SUPPORTED_SUFFIXES:

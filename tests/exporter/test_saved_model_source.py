@@ -33,6 +33,7 @@ from exporter import (
     export_model,
 )
 from exporter._config import MethodsConfig
+from exporter._loading import load_keras_model
 from exporter._reference import LogitsCopy, numpy_saliency
 from exporter._saved_model_source import load_saved_model, saved_model_fingerprint
 from exporter.cli import main as cli_main
@@ -305,6 +306,9 @@ def test_unknown_signature_and_tensor_are_refused_with_the_choices(sources, tmp_
         load_saved_model(sources["linear"], logits_tensor="no/such/op:0")
     with pytest.raises(ModelLoadError, match="Expected a SavedModel directory"):
         export_model(tmp_path, tmp_path / "out")
+    # Where a Keras model is needed (e.g. the evaluation CLI), a directory is named as such.
+    with pytest.raises(ModelLoadError, match="is a directory. A SavedModel directory is exported with"):
+        load_keras_model(sources["linear"])
 
 
 def test_cli_exports_a_saved_model_whose_softmax_sits_in_nested_tf_functions(sources, tmp_path, capsys):
