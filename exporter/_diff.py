@@ -272,7 +272,8 @@ def load_reference_images(spec: str, report: Mapping[str, Any]) -> np.ndarray:
     """Reference images as the old export's float model inputs [N,H,W,C].
 
     Args:
-        spec: A `.npy` file of model inputs [N,H,W,C]; or image files (PNG/JPEG, comma-
+        spec: A `.npy` file of model inputs [N,H,W,C], "mnist" (the MNIST test digits,
+            in file order: use `num_images`); or image files (PNG/JPEG, comma-
             separated, or a directory of them), whose pixels are scaled as the export's
             `[input]` says (scale/offset for uint8 and image_bytes, 1/255 for float32).
         report: The old export's report (input shape and format).
@@ -281,13 +282,11 @@ def load_reference_images(spec: str, report: Mapping[str, Any]) -> np.ndarray:
         ConfigError: A missing file, or images of another size or channel count.
     """
     shape = tuple(int(d) for d in report["model"]["input_shape"])
-    if spec.endswith(".npy"):
-        if not Path(spec).is_file():
-            raise ConfigError(f"--images {spec}: no such file.")
-        images = np.load(spec).astype(np.float32)
-        if images.ndim != 4 or images.shape[1:] != shape:
-            raise ConfigError(f"--images {spec}: expected [N,{','.join(map(str, shape))}], received {list(images.shape)}.")
-        return images
+    if spec == "mnist" or spec.endswith(".npy"):
+        from exporter.evaluation._data import load_images, prepare_images
+
+        images = load_images(spec)
+        return prepare_images(images, shape, len(images))
     from PIL import Image
 
     paths: list[Path] = []

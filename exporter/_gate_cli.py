@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new", type=Path, help="the candidate version, e.g. build/export/3")
     diff.add_argument(
         "--images",
-        help="reference images: a .npy [N,H,W,C] of model inputs, or comma-separated image "
+        help="reference images: a .npy [N,H,W,C] of model inputs, 'mnist' (the MNIST test "
+        "digits; with --num-images), or comma-separated image "
         "files (PNG/JPEG, scaled as the export's [input] says); default: the old report's "
         "verification samples",
     )

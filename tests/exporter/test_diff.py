@@ -15,7 +15,7 @@ import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from exporter import ExportConfig
-from exporter._config import InputConfig, MethodsConfig
+from exporter._config import InputConfig, MethodsConfig, VerificationConfig
 from exporter._diff import BREAKING, DriftThresholds, diff_versions
 from exporter.cli import main as cli_main
 from tests.exporter.helpers import INPUT_SHAPE, conv_trunk, export
@@ -34,7 +34,11 @@ def classifier(shape: tuple[int, int, int] = INPUT_SHAPE, classes: int = 4, seed
 
 
 def config(methods=("vanilla", "gradient_x_input"), classes=CLASSES, **kwargs) -> ExportConfig:
-    return ExportConfig(name="tiny", class_names=classes, methods=MethodsConfig(enabled=methods), **kwargs)
+    # Light verification and warmup: these tests are about the diff, not the export.
+    return ExportConfig(
+        name="tiny", class_names=classes, methods=MethodsConfig(enabled=methods),
+        verification=VerificationConfig(num_samples=2, fd_positions=2), warmup_batch_sizes=(1,), **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
