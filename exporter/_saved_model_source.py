@@ -271,14 +271,8 @@ class SavedModelSource(tf.Module):
                 f"{len(keywords)}: {sorted(keywords)}."
             )
         (self.input_key, self._input_spec), = keywords.items()
-        outputs = self._function.structured_outputs
-        if not isinstance(outputs, dict) or len(outputs) != 1:
-            keys = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
-            raise UnsupportedModelError(
-                f"Expected signature {signature!r} to return one tensor (the class probabilities); "
-                f"it returns {keys}. Pick another with --signature."
-            )
-        (self.output_key, self._output_spec), = outputs.items()
+        self._graph_def = _inline(self._function)
+        self.output_key, self._output_spec, self._output_name = self._choose_output()
         self._check_specs()
         self._binary = False
         self.logits, self.head = self._locate(logits_tensor)
@@ -320,10 +314,44 @@ class SavedModelSource(tf.Module):
             )
 
     # -- logits ------------------------------------------------------------------------
+    def _choose_output(self) -> tuple[str, tf.TensorSpec, str]:
+        """The probabilities output: the only one, or the only one a Softmax/Sigmoid produces.
+
+        Signatures often return more (e.g. `{"probabilities", "class_ids"}`); the others
+        are not part of the explanation contract and are left out of the export.
+        """
+        outputs = self._function.structured_outputs
+        if not isinstance(outputs, dict) or not outputs:
+            raise UnsupportedModelError(
+                f"Expected signature {self.signature!r} to return a dict of tensors (the class "
+                f"probabilities); it returns {type(outputs).__name__}."
+            )
+        keys = sorted(outputs)  # the order of function.outputs (tf.nest flattens dicts by key)
+        names = {key: tensor.name for key, tensor in zip(keys, self._function.outputs, strict=True)}
+        if len(keys) == 1:
+            return keys[0], outputs[keys[0]], names[keys[0]]
+        nodes = {node.name: node for node in self._graph_def.node}
+        activated = [
+            key
+            for key in keys
+            if outputs[key].dtype == tf.float32
+            and outputs[key].shape.rank == 2
+            and (chain := _producer_chain(nodes, names[key]))
+            and chain[-1].op in ("Softmax", "Sigmoid")
+        ]
+        if len(activated) != 1:
+            raise UnsupportedModelError(
+                f"Expected signature {self.signature!r} to return the class probabilities as its only "
+                f"output, or as the only output a Softmax/Sigmoid produces; it returns {keys}, "
+                f"{len(activated)} of them from a Softmax/Sigmoid ({activated}). Pick another "
+                "signature with --signature."
+            )
+        logger.info("Signature %r returns %s; explaining %r (a Softmax/Sigmoid output)", self.signature, keys, activated[0])
+        return activated[0], outputs[activated[0]], names[activated[0]]
+
     def _locate(self, logits_tensor: str | None) -> tuple[LogitsTensor, LogitsHead]:
         function = self._function
-        self._graph_def = _inline(function)
-        output = function.outputs[0].name
+        output = self._output_name
         found = find_logits_tensor(self._graph_def, output, logits_tensor)
         chain = _producer_chain({node.name: node for node in self._graph_def.node}, output)
         #: The output is a Softmax/Sigmoid (else: a named tensor on a non-probability output).

@@ -68,6 +68,11 @@ class LinearSoftmax(tf.Module):
     def scores(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"scores": self.z(x)}
 
+    @tf.function(input_signature=[SPEC])
+    def detailed(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        z = self.z(x)
+        return {"scores": z, "probabilities": tf.nn.softmax(z), "class_ids": tf.argmax(z, axis=-1)}
+
 
 class NestedSoftmax(LinearSoftmax):
     """The softmax sits two tf.function calls deep inside the signature."""
@@ -111,7 +116,12 @@ def keras_model() -> keras.Model:
 def sources(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("saved_model_sources")
     linear, nested, sigmoid = LinearSoftmax(), NestedSoftmax(seed=1), LinearSigmoid()
-    signatures = {"serving_default": linear.serve, "tempered": linear.tempered, "scores": linear.scores}
+    signatures = {
+        "serving_default": linear.serve,
+        "tempered": linear.tempered,
+        "scores": linear.scores,
+        "detailed": linear.detailed,
+    }
     tf.saved_model.save(linear, str(base / "linear"), signatures=signatures)
     tf.saved_model.save(nested, str(base / "nested"), signatures={"serving_default": nested.serve})
     tf.saved_model.save(sigmoid, str(base / "sigmoid"), signatures={"serving_default": sigmoid.serve})
@@ -299,8 +309,18 @@ def test_settings_that_need_keras_layers_are_refused_for_a_directory(sources, tm
         export_model(sources["linear"], tmp_path / "out", config=gradcam)
 
 
+def test_of_several_outputs_the_one_a_softmax_produces_is_explained(sources):
+    source = load_saved_model(sources["linear"], signature="detailed")
+    w, b = _weights(sources["linear"])
+    x = samples(3, seed=4)
+    assert source.output_key == "probabilities"
+    assert source.logits.kind == "saved_model_softmax_op"
+    np.testing.assert_allclose(source.head.logits_fn(tf.constant(x)).numpy(), x.reshape(3, -1) @ w + b, atol=1e-4)
+    np.testing.assert_allclose(source.reference(tf.constant(x)).numpy(), x.reshape(3, -1) @ w + b, atol=1e-4)
+
+
 def test_unknown_signature_and_tensor_are_refused_with_the_choices(sources, tmp_path):
-    with pytest.raises(ModelLoadError, match=r"no signature 'nope'.*'scores'.*'serving_default'.*'tempered'"):
+    with pytest.raises(ModelLoadError, match=r"no signature 'nope'.*'detailed'.*'scores'.*'serving_default'"):
         load_saved_model(sources["linear"], signature="nope")
     with pytest.raises(LogitsNotFoundError, match="is not a tensor of the signature's graph"):
         load_saved_model(sources["linear"], logits_tensor="no/such/op:0")
