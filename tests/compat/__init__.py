@@ -1,0 +1,1 @@
+"""The TF-runtime compatibility matrix (`make compat`): exports built here, run by `exporter._compat`."""
