@@ -16,6 +16,12 @@ def configure_logging(quiet: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # TensorFlow gives its logger a handler of its own when it is imported before logging
+    # is configured (as here), and the record then propagates to ours as well: every TF
+    # line was printed twice. Drop TF's handler; its records reach stderr once, via ours.
+    tf_logger = logging.getLogger("tensorflow")
+    for handler in list(tf_logger.handlers):
+        tf_logger.removeHandler(handler)
 
 
 def add_unsafe_flag(parser: argparse.ArgumentParser) -> None:

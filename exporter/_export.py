@@ -389,7 +389,7 @@ def _directory_exporter(path: Path, config: ExportConfig | None, options: dict[s
     except ImportError as error:
         raise ModelLoadError(
             f"{path} is a directory; expected a Keras model file ending in .keras, .h5 or "
-            "\.hdf5 (SavedModel directories are not supported by this installation)."
+            ".hdf5 (SavedModel directories are not supported by this installation)."
         ) from error
     return saved_model_exporter(path, config, **options)
 
@@ -406,6 +406,7 @@ def export_model(
     logits_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
     probabilities: str | Callable[[tf.Tensor], tf.Tensor] = "softmax",
     source_options: dict[str, Any] | None = None,
+    custom_objects: dict[str, Any] | None = None,
 ) -> Path:
     """Exports a Keras classifier as a verified, TF-Serving-ready SavedModel version.
 
@@ -422,6 +423,7 @@ def export_model(
             images [B,H,W,C] → logits [B,K]; needs `config.input_shape`.
         probabilities: With `logits_fn`: `"softmax"`, `"sigmoid"` or a callable.
         source_options: Options of a directory source (e.g. its signature name).
+        custom_objects: Custom classes/functions a model file needs (name → object).
 
     Returns:
         The published version directory.
@@ -437,7 +439,7 @@ def export_model(
         if model_path.is_dir():
             exporter = _directory_exporter(model_path, config, dict(source_options or {}))
             return exporter.write(output_dir, version, report_path=report_path, samples=samples).path
-        model = load_keras_model(model_path, safe_mode=safe_mode)
+        model = load_keras_model(model_path, safe_mode=safe_mode, custom_objects=custom_objects)
     else:
         model = model_or_path
     exporter = SaliencyExporter(

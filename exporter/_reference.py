@@ -106,6 +106,16 @@ class LogitsCopy:
         clone.set_weights(model.get_weights())
         if logits_layer is not None:
             clone = keras.Model(clone.inputs, clone.get_layer(logits_layer).output)
+        else:
+            # A softmax/sigmoid applied as a Keras op (keras.ops.softmax(x)) is not a layer,
+            # so clone_function cannot replace it: take the clone's tensor the op consumes.
+            history = clone.outputs[0]._keras_history
+            final = history.operation
+            name = type(final).__name__
+            if not isinstance(final, keras.layers.Layer) and name in ("Softmax", "Sigmoid"):
+                (feeding,) = final._inbound_nodes[history.node_index].input_tensors
+                clone = keras.Model(clone.inputs, feeding)
+                binary = name == "Sigmoid"
         return cls(clone, binary)
 
     def float64_logits(self) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from exporter import ExportConfig, ExportError, export_model, load_config
 from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
+from exporter._loading import import_user_modules
 
 __all__ = ["main"]
 
@@ -62,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
         help="gate the export on the faithfulness checks (randomization test, deletion vs random "
         "order), on the images of [evaluation] data; sets [evaluation] enabled",
     )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module (dotted name or .py file) before loading the model, so the "
+        "custom layers it registers (keras.saving.register_keras_serializable, or a module-level "
+        "custom_objects mapping) can be loaded; repeatable",
+    )
     add_unsafe_flag(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="only print the result path")
     return parser
@@ -99,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["evaluation"] = dataclasses.replace(config.evaluation, enabled=True)
         config = config.replace(**overrides) if overrides else config
         warn_if_unsafe(args, args.model)
+        custom_objects = import_user_modules(args.imports)
         path = export_model(
             args.model,
             args.output,
@@ -107,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_path=args.report,
             safe_mode=not args.unsafe_deserialization,
             source_options=source_options if Path(args.model).is_dir() else None,
+            custom_objects=custom_objects or None,
         )
     except ExportError as error:
         print(f"saliency-export: error: {error}", file=sys.stderr)
