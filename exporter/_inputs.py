@@ -139,7 +139,14 @@ def _then(check: tf.Operation, images: tf.Tensor) -> tf.Tensor:
 
 
 def _first(bad: tf.Tensor) -> tf.Tensor:
-    return tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int64)
+    # Index of the first True; a trailing sentinel keeps an empty batch valid (the message's
+    # data is computed even when the check passes).
+    return tf.argmax(tf.concat([tf.cast(bad, tf.int32), [1]], 0), output_type=tf.int64)
+
+
+def _at(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    # values[index], where index may be the sentinel position one past the end.
+    return tf.gather(tf.concat([values, tf.zeros([1], values.dtype)], 0), index)
 
 
 def declared_sizes(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -211,7 +218,7 @@ def guard_images(images: tf.Tensor, limits: ImageLimits) -> tf.Tensor:
     images = _then(
         tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(too_long)),
-            [_message("image ", i, " is ", tf.gather(length, i), " bytes; this export accepts at most ",
+            [_message("image ", i, " is ", _at(length, i), " bytes; this export accepts at most ",
                       str(limits.max_image_bytes), " bytes per image (input.max_image_bytes)")],
         ),
         images,
@@ -230,7 +237,7 @@ def guard_images(images: tf.Tensor, limits: ImageLimits) -> tf.Tensor:
     images = _then(
         tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(unsized)),
-            [_message("image ", i, " is a ", tf.gather(tf.constant(["", "", "", "", "GIF", "WebP"]), tf.gather(kind, i)),
+            [_message("image ", i, " is a ", tf.gather(tf.constant(["", "", "", "", "GIF", "WebP"]), _at(kind, i)),
                       "; this export decodes PNG, JPEG and BMP only (a GIF's frames each declare their own "
                       "size, and TF 2.14 cannot decode WebP): convert it to PNG")],
         ),
@@ -245,12 +252,15 @@ def guard_images(images: tf.Tensor, limits: ImageLimits) -> tf.Tensor:
         ),
         images,
     )
-    too_big = width * height > limits.max_pixels
+    # Each side first: the product of two 32-bit header fields may overflow int64.
+    too_big = tf.logical_or(
+        tf.logical_or(width > limits.max_pixels, height > limits.max_pixels), width * height > limits.max_pixels
+    )
     i = _first(too_big)
     return _then(
         tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(too_big)),
-            [_message("image ", i, " declares ", tf.gather(width, i), "×", tf.gather(height, i),
+            [_message("image ", i, " declares ", _at(width, i), "×", _at(height, i),
                       " pixels; this export accepts at most ", limits.describe_pixels(), " (input.max_pixels)")],
         ),
         images,

@@ -89,6 +89,9 @@ BOMBS = {
     "jpeg": (lambda: patch_jpeg_size(jpeg(), 20000, 20000), "image 1 declares 20000×20000 pixels"),
     "bmp": (lambda: bmp(20000, -20000), "image 1 declares 20000×20000 pixels"),
     "png_wide": (lambda: png_bomb(2**31 - 1, 1), "image 1 declares 2147483647×1 pixels"),
+    # (2^32 − 1)² overflows int64: each side is checked on its own first.
+    "png_overflow": (lambda: png_bomb(2**32 - 1, 2**32 - 1), "image 1 declares 4294967295×4294967295 pixels"),
+    "png_zero_height": (lambda: png_bomb(2**20, 0), "image 1 declares 1048576×0 pixels"),
     "gif": (lambda: gif(20, 20), "image 1 is a GIF; this export decodes PNG, JPEG and BMP only"),
     "webp": (lambda: webp(20, 20), "image 1 is a WebP; this export decodes PNG, JPEG and BMP only"),
     "oversize_bytes": (lambda: png() + bytes(default_max_image_bytes(MAX_PIXELS)), "bytes per image (input.max_image_bytes)"),
