@@ -17,7 +17,8 @@ from tensorflow_serving.apis import (
 from ._batching import BatchScheduler
 from ._errors import ServingError, invalid_argument
 from ._manager import ServableManager, State
-from ._predict import InputValue, outputs_to_protos, run_predict
+from ._limits import RequestLimits
+from ._predict import DEFAULT_SIGNATURE, InputValue, outputs_to_protos, run_predict
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -45,6 +46,7 @@ class ServingCore:
         self.manager = manager
         self.batcher = batcher
         self.counters = RequestCounters()
+        self.limits = RequestLimits()
 
     # ---- Predict --------------------------------------------------------------------------
 
@@ -93,6 +95,8 @@ class ServingCore:
                     "cannot be supplied."
                 )
             with self.manager.handle(name, version, label) as servable:
+                # The export's limits first: an oversize batch or a bomb is refused undecoded.
+                self.limits.check(servable, signature_name or DEFAULT_SIGNATURE, inputs)
                 key, outputs = run_predict(
                     servable, signature_name, inputs, output_filter, self.batcher
                 )

@@ -114,6 +114,10 @@ class ModelServer:
         """Requests per (model, ``predict/<signature>`` or ``metadata``, status code name)."""
         return self.core.counters.snapshot()
 
+    def limit_refusals(self) -> dict[tuple[str, str, str], int]:
+        """Requests refused by an export's limits, per (model, signature, limit name)."""
+        return self.core.limits.refusals()
+
     def start(self) -> BoundPorts:
         """Load the versions on disk, then bind and start gRPC and REST.
 
