@@ -3,8 +3,11 @@
 - `demo_<format>`: the demo CNN (random weights) with every method, for float32, uint8
   and image_bytes inputs;
 - `batchnorm`: a CNN with BatchNormalization (non-trivial moving statistics);
-- `mobilenet_v3_small`: `keras.applications.MobileNetV3Small`, 32×32, random weights;
-- `mixed_float16`: a CNN built under the `mixed_float16` policy, if it exports today.
+- `mobilenet_v3_small`: `keras.applications.MobileNetV3Small`, 32×32, random weights
+  (without Integrated Gradients: its export fails the exporter's own IG check today,
+  approximation_error 0.036 from the eager reference, tolerance 0.001);
+- `mixed_float16`: a CNN built under the `mixed_float16` policy, if it exports today
+  (it does not yet: the Grad-CAM signature's logits come out float16).
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ SPECS: dict[str, tuple[Callable[[], Any], str, tuple[str, ...]]] = {
     "demo_uint8": (_demo_cnn, "uint8", ALL_METHODS),
     "demo_image_bytes": (_demo_cnn, "image_bytes", ALL_METHODS),
     "batchnorm": (_batchnorm, "float32", ("vanilla", "smoothgrad", "gradcam")),
-    "mobilenet_v3_small": (_mobilenet, "float32", ("vanilla", "integrated_gradients", "gradcam")),
+    "mobilenet_v3_small": (_mobilenet, "float32", ("vanilla", "smoothgrad", "gradcam")),
     "mixed_float16": (_mixed_float16, "float32", ("vanilla", "gradcam")),
 }
 
@@ -116,7 +119,7 @@ def build(name: str, workdir: Path) -> tuple[Path, np.ndarray] | str:
 
     base = workdir / "exports" / name
     stamp = base / "stamp.json"
-    fingerprint = exporter_fingerprint()
+    fingerprint = f"{exporter_fingerprint()}-{hashlib.sha256(repr(SPECS[name][1:]).encode()).hexdigest()[:8]}"
     if stamp.is_file():
         recorded = json.loads(stamp.read_text())
         if recorded.get("fingerprint") == fingerprint:

@@ -225,12 +225,16 @@ def test_a_crash_of_the_child_is_an_error_not_a_crash(exports):
     runtime.close()
 
 
-class _SpectrumProbe(keras.layers.Layer):
-    """Identity on its input, plus a zero-weighted FFTND (an op registered from TF 2.16 on)."""
+#: A 2×2 lossless WebP (Pillow), decoded by the probe below.
+_WEBP = b"RIFF\x1e\x00\x00\x00WEBPVP8L\x11\x00\x00\x00/\x01@\x00\x00\x07\xd0\x83\x1e\xf4\xa0\xff\x81\x88\xe8\x7f\x00\x00"
+
+
+class _WebPProbe(keras.layers.Layer):
+    """Identity on its input, plus a zero-weighted DecodeWebP: an op TF 2.14 does not register."""
 
     def call(self, x):
-        spectrum = tf.signal.fftnd(tf.complex(x, tf.zeros_like(x)), axes=[1, 2])
-        return x + 0.0 * tf.stop_gradient(tf.math.real(spectrum))
+        pixels = tf.raw_ops.DecodeWebP(contents=tf.constant(_WEBP), channels=3)
+        return x + 0.0 * tf.cast(tf.reduce_sum(pixels), x.dtype)
 
 
 def _oldest_library() -> Path:
@@ -244,23 +248,23 @@ def _oldest_library() -> Path:
 def test_an_op_newer_than_the_runtime_fails_the_matrix_naming_the_runtime(tmp_path):
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
-        [keras.Input(SHAPE), _SpectrumProbe(), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+        [keras.Input(SHAPE), _WebPProbe(), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
     )
-    newer = SaliencyExporter(model, ExportConfig(name="fft")).write(tmp_path / "fft", samples=_samples()).path
+    newer = SaliencyExporter(model, ExportConfig(name="webp")).write(tmp_path / "webp", samples=_samples()).path
     plain = SaliencyExporter(_cnn(), ExportConfig(name="plain")).write(tmp_path / "plain", samples=_samples()).path
     oldest = _oldest_library()
     installed = installed_version()
     cells = run_matrix(
-        {"fft": MatrixExport(newer, _samples()), "plain": MatrixExport(plain, _samples())},
+        {"webp": MatrixExport(newer, _samples()), "plain": MatrixExport(plain, _samples())},
         {OLDEST: oldest, installed: installed_library()},
         installed,
     )
     by_key = {(c.runtime, c.export): c for c in cells}
-    failed = by_key[(OLDEST, "fft")]
+    failed = by_key[(OLDEST, "webp")]
     assert not failed.load_ok and not failed.ok and failed.signature == "*"
-    assert "FFTND" in failed.error and "not registered" in failed.error.lower()
+    assert "DecodeWebP" in failed.error and "not registered" in failed.error.lower(), failed.error
     assert all(c.ok for c in cells if c.export == "plain" or c.runtime == installed), [c for c in cells if not c.ok]
     # The export-time check blocks the same export with that runtime (nothing would be published).
-    with pytest.raises(VerificationError, match="FFTND"):
+    with pytest.raises(VerificationError, match="DecodeWebP"):
         with CppLoaderCheck(newer, oldest) as check:
             check.verify([])
