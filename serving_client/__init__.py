@@ -5,6 +5,7 @@
 """
 
 from ._client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient, signature_for
+from ._codec import DecodeLimits
 from ._codec import decode as decode_tensor
 from ._codec import encode as encode_tensor
 from ._exceptions import (
@@ -12,13 +13,16 @@ from ._exceptions import (
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
+    MalformedTensorError,
     NotFoundError,
     ResourceExhaustedError,
     ServerError,
     ServingError,
+    TensorTooLargeError,
     UnavailableError,
     UnexpectedResponseError,
 )
+from ._inputs import INPUT_FORMATS, as_image_batch
 from ._results import (
     METHODS,
     Explanation,
@@ -31,12 +35,15 @@ from ._results import (
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "INPUT_FORMATS",
     "METHODS",
     "ClientClosedError",
     "DeadlineExceededError",
+    "DecodeLimits",
     "Explanation",
     "FailedPreconditionError",
     "InvalidArgumentError",
+    "MalformedTensorError",
     "ModelMetadata",
     "ModelVersionStatus",
     "NotFoundError",
@@ -47,8 +54,10 @@ __all__ = [
     "ServingError",
     "SignatureInfo",
     "TensorSpec",
+    "TensorTooLargeError",
     "UnavailableError",
     "UnexpectedResponseError",
+    "as_image_batch",
     "decode_tensor",
     "encode_tensor",
     "signature_for",

@@ -16,6 +16,8 @@ from . import _codec, _inputs, _protos
 from ._exceptions import (
     ClientClosedError,
     DeadlineExceededError,
+    InvalidArgumentError,
+    ServerError,
     UnavailableError,
     UnexpectedResponseError,
     from_rpc_error,
@@ -63,7 +65,8 @@ class ServingClient:
         certificate_chain: PEM client certificate chain (mutual TLS).
         credentials: ready ``grpc.ChannelCredentials``, instead of the three options above.
         max_message_bytes: send and receive message limit; the 256 MiB default fits 256
-            saliency maps of 224x224 plus logits.
+            saliency maps of 224x224 plus logits. It also bounds decoding: no response tensor
+            may declare more than this many bytes (see :class:`serving_client.DecodeLimits`).
         retries: how many times to retry a call answered with UNAVAILABLE.
         channel: use this channel instead of creating one (e.g. an intercepted channel). The
             caller keeps ownership: :meth:`close` does not close it.
@@ -135,6 +138,10 @@ class ServingClient:
         self._stubs: dict[str, Callable[..., Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._decode_limits = _codec.DecodeLimits.for_message_bytes(int(max_message_bytes))
+        # Signature name → its `images` input format, read once from GetModelMetadata.
+        self._formats: dict[str, str] | None = None
+        self._formats_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -181,19 +188,26 @@ class ServingClient:
         """Classify a batch of images.
 
         Args:
-            images: ``[H, W, C]`` or ``[batch, H, W, C]``, numeric; sent as float32.
+            images: what the signature's ``images`` input takes, by its dtype (read once
+                from the model's metadata): for float32 and uint8 exports ``[H, W, C]`` or
+                ``[batch, H, W, C]`` arrays (uint8: pixel values 0..255, refused rather than
+                cast when out of range or not whole numbers); for ``image_bytes`` exports file
+                paths, encoded image bytes, PIL images or pixel arrays (PNG-encoded), one or a
+                sequence. See :func:`serving_client.as_image_batch`.
             signature: the signature to call.
 
         Returns:
             A :class:`Prediction`.
 
         Raises:
-            TypeError, ValueError: for images that are not numeric rank-3/4 arrays.
+            TypeError, ValueError: for images the export's input format cannot take.
+            FileNotFoundError: for a missing image file (``image_bytes`` exports).
             ServingError: a subclass for each gRPC failure; UnexpectedResponseError if an
-                output of the contract is missing.
+                output of the contract is missing or a response tensor is malformed or over
+                the decoding limits.
         """
-        batch = _inputs.as_image_batch(images)
-        outputs, spec = self._predict({"images": batch}, signature, None)
+        batch = self._image_batch(images, signature)
+        outputs, spec = self._predict_typed({"images": batch}, signature)
         required = _take(outputs, _PREDICTION_OUTPUTS, signature)
         return Prediction(**required, **spec)
 
@@ -208,7 +222,7 @@ class ServingClient:
         """Classify images and get a saliency map for each, in one call.
 
         Args:
-            images: ``[H, W, C]`` or ``[batch, H, W, C]``, numeric; sent as float32.
+            images: what the signature's ``images`` input takes, as for :meth:`predict`.
             target_class: the class to explain, one for all images or one per image; ``None``
                 (or ``-1``) explains each image's predicted class. It is always sent as one
                 value per image: TF Serving's request batching concatenates inputs along
@@ -227,17 +241,19 @@ class ServingClient:
             ``attributions`` / ``approximation_error`` also in the typed fields of that name.
 
         Raises:
-            TypeError, ValueError: for malformed images or target classes, an unknown
-                ``method``, or a ``method`` and ``signature`` that disagree.
+            TypeError, ValueError: for images the export's input format cannot take,
+                malformed target classes, an unknown ``method``, or a ``method`` and
+                ``signature`` that disagree.
+            FileNotFoundError: for a missing image file (``image_bytes`` exports).
             ServingError: a subclass for each gRPC failure (FailedPreconditionError when the
                 model was exported without that method); UnexpectedResponseError if an
                 output of the contract is missing.
         """
         signature = signature_for(method, signature)
-        batch = _inputs.as_image_batch(images)
+        batch = self._image_batch(images, signature)
         requested = -1 if target_class is None else target_class
         inputs = {"images": batch, "target_class": _inputs.as_target_class(requested, batch.shape[0])}
-        outputs, spec = self._predict(inputs, signature, None)
+        outputs, spec = self._predict_typed(inputs, signature)
         required = _take(outputs, _EXPLANATION_OUTPUTS, signature)
         extras = {key: value for key, value in outputs.items() if key not in required}
         return Explanation(
@@ -318,6 +334,11 @@ class ServingClient:
             name: _signature_info(name, signature_map.signature_def[name])
             for name in sorted(signature_map.signature_def)
         }
+        self._formats = {
+            name: info.inputs["images"].dtype
+            for name, info in signatures.items()
+            if "images" in info.inputs
+        }
         return ModelMetadata(
             model_name=response.model_spec.name,
             model_version=_version_of(response.model_spec),
@@ -352,6 +373,55 @@ class ServingClient:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def input_format(self, signature: str = "serving_default") -> str:
+        """The format ``signature``'s ``images`` input takes, from the model's metadata.
+
+        Read with one GetModelMetadata call per client and kept (thread-safe); the cache is
+        dropped when the server refuses a typed request as INVALID_ARGUMENT, so a new model
+        version with another format is picked up on the next call.
+
+        Args:
+            signature: the signature name.
+
+        Returns:
+            ``"float32"``, ``"uint8"`` or ``"image_bytes"`` (:data:`serving_client.INPUT_FORMATS`).
+            ``"float32"`` too when the server does not describe the signature (unknown name:
+            the server's own error follows) or implements no GetModelMetadata.
+
+        Raises:
+            ValueError: for an ``images`` dtype the typed client cannot send.
+            ServingError: a subclass for each gRPC failure of the metadata call.
+        """
+        formats = self._formats
+        if formats is None or signature not in formats:
+            with self._formats_lock:
+                formats = self._formats
+                if formats is None or signature not in formats:
+                    try:
+                        self.metadata()
+                    except ServerError as error:
+                        if error.code != "UNIMPLEMENTED":
+                            raise
+                        self._formats = {}
+                    formats = self._formats or {}
+        dtype = formats.get(signature)
+        if dtype is None:
+            return _inputs.FLOAT32
+        return _inputs.input_format_of(dtype, signature)
+
+    def _image_batch(self, images: Any, signature: str) -> np.ndarray:
+        return _inputs.as_image_batch(images, self.input_format(signature))
+
+    def _predict_typed(
+        self, inputs: dict[str, Any], signature: str
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        try:
+            return self._predict(inputs, signature, None)
+        except InvalidArgumentError:
+            # Perhaps a new version with another input format: read the metadata again next time.
+            self._formats = None
+            raise
+
     def _predict(
         self,
         inputs: dict[str, Any],
@@ -367,7 +437,12 @@ class ServingClient:
         response = self._call(
             _protos.PREDICT_METHOD, request, "tensorflow.serving.PredictResponse"
         )
-        outputs = {key: _codec.decode(response.outputs[key]) for key in sorted(response.outputs)}
+        outputs = {
+            key: _codec.decode(
+                response.outputs[key], name=f"output {key!r}", limits=self._decode_limits
+            )
+            for key in sorted(response.outputs)
+        }
         spec = {
             # TF Serving echoes the spec; fall back to the request for servers that do not.
             "model_name": response.model_spec.name or self.model_name,

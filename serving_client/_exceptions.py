@@ -55,6 +55,17 @@ class UnexpectedResponseError(ServingError):
         super().__init__("UNEXPECTED_RESPONSE", details)
 
 
+class MalformedTensorError(UnexpectedResponseError, ValueError):
+    """A tensor of the response cannot be decoded: its content does not fit its shape.
+
+    Also a ``ValueError``, which :func:`serving_client.decode_tensor` raised before.
+    """
+
+
+class TensorTooLargeError(MalformedTensorError):
+    """A tensor of the response declares more than the client decodes (its limits)."""
+
+
 class ClientClosedError(ServingError):
     """The client was used after ``close()`` (or after its ``with`` block ended)."""
 

@@ -223,14 +223,17 @@ def test_grpc_errors_map_to_exceptions_without_retry(serving, model, signature, 
     assert raised.value.code == code
     assert raised.value.details  # the server's message is kept
     assert isinstance(raised.value, sc.ServingError)
-    assert serving.calls[model] == 1
+    # No retry: "mnist" answers the metadata call (the input format), then refuses Predict
+    # once; the other two refuse the first call, the metadata one.
+    assert serving.calls[model] == (2 if model == "mnist" else 1)
 
 
 def test_unavailable_is_retried_then_succeeds(serving):
     with ServingClient(serving.target, "flaky", retries=3, timeout=5.0) as client:
         prediction = client.predict(images(1))
     assert prediction.model_name == "flaky"
-    assert serving.calls["flaky"] == 3  # two UNAVAILABLE answers, then success
+    # Two UNAVAILABLE answers to the metadata call (the input format), then it and Predict succeed.
+    assert serving.calls["flaky"] == 4
 
 
 def test_unavailable_gives_up_after_the_retry_budget(serving):
@@ -311,10 +314,11 @@ def test_contradictory_options_are_rejected(kwargs, message):
         (np.zeros((0, 8, 8, 1)), ValueError, "empty"),
     ],
 )
-def test_bad_images_are_rejected_before_any_call(client, serving, value, error, message):
+def test_bad_images_are_rejected_before_any_predict_call(client, serving, value, error, message):
     with pytest.raises(error, match=message):
         client.explain(value)
-    assert serving.calls["mnist"] == 0
+    assert serving.calls["mnist"] == 1  # the metadata call that reads the input format
+    assert serving.requests == []  # no Predict was sent
 
 
 @pytest.mark.parametrize(
