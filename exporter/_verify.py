@@ -11,6 +11,7 @@ Checks, through the TF1 session loader:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from exporter._reference import (
 from exporter._tf1 import Tf1SavedModel
 
 __all__ = ["check_contract", "verify_export"]
+
+logger = logging.getLogger("exporter")
 
 _DT_FLOAT, _DT_INT32 = 1, 3
 #: DataType of `images` for each input format.
@@ -206,6 +209,9 @@ def _finite_differences(
         def logits_fn(batch: np.ndarray) -> np.ndarray:
             return saved.run(c.SERVING_DEFAULT, {c.IMAGES: batch}, (c.LOGITS,))[c.LOGITS]
 
+    logger.info(
+        "Verification: central differences at %d positions x %d steps (%s)", count, len(steps), source
+    )
     numeric = _central_differences(logits_fn, image, target, positions, steps, dtype)
     analytic = gradient.ravel()[positions].astype(np.float64)
     scale = max(float(np.max(np.abs(gradient))), 1e-12)
@@ -270,6 +276,7 @@ def verify_export(
     input_config = input_config or InputConfig()
     feed_images, samples = encode_samples(samples, input_config)
 
+    logger.info("Verification: eager reference on %d samples (logits copy, GradientTape)", len(samples))
     copy = reference if reference is not None else LogitsCopy.of(model, logits_layer)
     reference = reference_explain(copy, samples, None, reduction)
     num_classes = reference["logits"].shape[-1]
@@ -295,6 +302,7 @@ def verify_export(
     }
     float64_logits = None
     if input_config.format == "float32" and isinstance(copy, LogitsCopy):
+        logger.info("Verification: building a float64 copy of the model for finite differences")
         float64_logits = copy.float64_logits()
         if float64_logits is not None:
             # The float64 copy must compute the model's function, or its differences prove nothing.

@@ -292,3 +292,20 @@ def test_multi_output_model_is_refused_clearly():
     model = keras.Model(inputs, [keras.layers.Dense(3, activation="softmax")(features), keras.layers.Dense(1)(features)])
     with pytest.raises(UnsupportedModelError, match="exactly one output; model .* has 2"):
         SaliencyExporter(model)
+
+
+def test_tensorflow_log_lines_are_printed_once():
+    import logging
+
+    from exporter._cli import configure_logging
+
+    tf_logger = logging.getLogger("tensorflow")
+    saved = list(tf_logger.handlers)
+    # What TensorFlow does when imported before logging is configured.
+    tf_logger.addHandler(logging.StreamHandler(sys.stderr))
+    try:
+        configure_logging(quiet=False)
+        assert tf_logger.handlers == []  # its records reach stderr only via the root handler
+        assert tf_logger.propagate
+    finally:
+        tf_logger.handlers[:] = saved
