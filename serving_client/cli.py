@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import render
+from . import _inputs, render
 from ._client import ServingClient, signature_for
 from ._exceptions import ServingError
 from ._results import METHODS, Explanation, ModelMetadata
@@ -52,9 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(client: ServingClient, args: argparse.Namespace) -> int:
     signature = signature_for(args.method, args.signature)
-    images = _load_images(client, args.images)
+    loaded = _load_images(client, args.images, signature)
+    images = loaded.shown
     explanations = [
-        client.explain(batch, args.target_class, signature=signature) for batch in _batches(images)
+        client.explain(batch, args.target_class, signature=signature) for batch in loaded.batches()
     ]
     out_dir = Path(args.out)
     used: set[Path] = set()
@@ -92,10 +95,11 @@ def _compare(client: ServingClient, args: argparse.Namespace) -> int:
                 f"The model does not export {', '.join(missing)}; it offers "
                 f"{', '.join(offered) or 'no explanation method'}."
             )
-    image = _load_images(client, [args.image])[0]
+    loaded = _load_images(client, [args.image], signature_for(methods[0]))
+    image, sent = loaded.shown[0], loaded.batches()[0]
     cells, titles = [image], ["input"]
     for method in methods:
-        explanation = client.explain(image, args.target_class, method=method)
+        explanation = client.explain(sent, args.target_class, method=method)
         cells.append(_overlay(image, explanation, 0, args))
         predicted, target = int(explanation.predicted_class[0]), int(explanation.target_class[0])
         titles.append(f"{method} (class {target})")
@@ -111,6 +115,9 @@ def _compare(client: ServingClient, args: argparse.Namespace) -> int:
 
 def _overlay(image: np.ndarray, explanation: Explanation, row: int, args: argparse.Namespace) -> np.ndarray:
     """The overlay of one image, from the signed IG attributions when a polarity needs a sign."""
+    if image.shape[:2] != explanation.saliency.shape[1:]:
+        # image_bytes exports resize in the graph: draw on the picture at the map's size.
+        image = render._resize(image, *explanation.saliency.shape[1:])
     if args.polarity == "positive":
         values = explanation.saliency[row]
     elif explanation.attributions is not None:
@@ -141,9 +148,8 @@ def _percentiles(text: str) -> tuple[float, float]:
 
 
 def _predict(client: ServingClient, args: argparse.Namespace) -> int:
-    images = _load_images(client, args.images)
     index = 0
-    for batch in _batches(images):
+    for batch in _load_images(client, args.images, args.signature).batches():
         prediction = client.predict(batch, signature=args.signature)
         for row in range(prediction.predicted_class.shape[0]):
             predicted = int(prediction.predicted_class[row])
@@ -172,9 +178,46 @@ def _status(client: ServingClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_images(client: ServingClient, paths: Sequence[str]) -> list[np.ndarray]:
-    expected = _expected_shape(client.metadata())
-    return [render.load_image(path, expected_shape=expected) for path in paths]
+@dataclass(frozen=True)
+class _Loaded:
+    """The images as drawn (float32 [H, W, C] in [0, 1] for pictures) and as sent."""
+
+    shown: list[np.ndarray]
+    sent: list[Any]
+    input_format: str
+
+    def batches(self) -> list[Any]:
+        if self.input_format == _inputs.IMAGE_BYTES:
+            return [self.sent]  # the graph decodes and resizes each image: any sizes batch
+        return _batches(self.sent)
+
+
+def _load_images(client: ServingClient, paths: Sequence[str], signature: str) -> _Loaded:
+    """Read the files for ``signature``'s input format (the metadata call reads both).
+
+    float32 exports get :func:`render.load_image`'s arrays; uint8 exports the same pixels as
+    0..255 (``round(255 * x)``, refused by the client when a ``.npy`` holds values outside
+    [0, 1]); image_bytes exports each picture file's bytes as they are, and a ``.npy``'s
+    pixels PNG-encoded by the client.
+    """
+    metadata = client.metadata()
+    input_format = client.input_format(signature)
+    if input_format == _inputs.IMAGE_BYTES:
+        shown = [render.load_image(path) for path in paths]
+        sent: list[Any] = [
+            _pixels(image) if Path(path).suffix.lower() == ".npy" else path
+            for path, image in zip(paths, shown, strict=True)
+        ]
+        return _Loaded(shown, sent, input_format)
+    expected = _expected_shape(metadata)
+    shown = [render.load_image(path, expected_shape=expected) for path in paths]
+    sent = [_pixels(image) for image in shown] if input_format == _inputs.UINT8 else list(shown)
+    return _Loaded(shown, sent, input_format)
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats as the 0..255 pixels they came from; values outside stay out of range."""
+    return np.rint(image.astype(np.float64) * 255.0)
 
 
 def _expected_shape(metadata: ModelMetadata) -> tuple[int, int, int] | None:
