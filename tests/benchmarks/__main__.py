@@ -18,6 +18,10 @@ What is measured (the MNIST demo CNN with random weights, random inputs in [0, 1
   GradCAM) and Xplique (Saliency, SmoothGrad, IntegratedGradients, GradientInput) on the same
   model, images and parameters; a library that is not installed is skipped with the reason.
   Target: >= 2x faster than the fastest competitor, per method.
+* **export_real** — `saliency-export` of ResNet50 at 224x224x3 (random weights) in a child
+  process, wall time and peak RSS (targets <= 60 s, <= 3 GiB); then every keras.applications
+  family at its smallest input: export seconds, finite-difference error, saliency difference
+  (`bench_export_real.py`).
 
 Variants are interleaved call by call (rotating order) after a warmup, so load spikes on a noisy
 machine hit every variant alike; ratios come from the same run. Nothing is asserted: targets are
@@ -44,7 +48,7 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-BENCHMARKS = ("exporter", "serving", "methods", "competitors")
+BENCHMARKS = ("exporter", "serving", "methods", "competitors", "export_real")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,11 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ", ".join(map(str, bench_serving.BATCHES))
         )
         results["serving"] = bench_serving.run(export_dir, export_dir.parent, workdir)
+    if "export_real" in selected:
+        from tests.benchmarks import bench_export_real
+
+        _say("export_real: ResNet50 224x224x3 (child process), then each keras.applications family")
+        results["export_real"] = bench_export_real.run(workdir / "real")
     results["seconds"] = time.perf_counter() - started
 
     targets = _report.evaluate_targets(results)
     results["targets"] = [t.as_dict() for t in targets]
     print(_report.render(results, targets))
+    if "export_real" in results:
+        print("\n" + bench_export_real.render(results["export_real"]))
     out = workdir / "results.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nWrote {out} ({results['seconds']:.0f} s)")
