@@ -142,7 +142,7 @@ def _as_uint8(array: np.ndarray, what: str) -> np.ndarray:
             if fractional.size:
                 raise ValueError(
                     f"{what} must be uint8 pixels 0..255 (whole numbers); got non-integral "
-                    f"values such as {fractional.flat[0]!r} (dtype {array.dtype}). Round them "
+                    f"values such as {fractional.flat[0].item()!r} (dtype {array.dtype}). Round them "
                     "yourself, or pass uint8 pixels, if that is what you mean."
                 )
     return array.astype(np.uint8)
