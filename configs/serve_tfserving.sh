@@ -8,10 +8,11 @@
 # Overridable for other setups (and tests): TFS_IMAGE, MODEL_DIR, CONFIG_DIR, DOCKER.
 set -euo pipefail
 
-# Pinned to the TensorFlow release that writes the exports (tensorflow==2.21.0): TF guarantees
-# that newer runtimes read older graphs, not the reverse, and SignatureDef `defaults` (the
-# optional `target_class` of `explain`) need a recent server anyway. See README "production".
-TFS_IMAGE="${TFS_IMAGE:-tensorflow/serving:2.21.0}"
+# Pinned to the newest TF Serving release tag (2.20.0; `git ls-remote --tags
+# https://github.com/tensorflow/serving` lists them). `make compat` runs every export on the
+# TF runtimes 2.14-2.21; SignatureDef `defaults` (the optional `target_class` of `explain`)
+# need TF Serving >= 2.14.0. See README "Production".
+TFS_IMAGE="${TFS_IMAGE:-tensorflow/serving:2.20.0}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
