@@ -16,8 +16,8 @@ from tensorflow_serving.apis import (
 
 from ._batching import BatchScheduler
 from ._errors import ServingError, invalid_argument
-from ._manager import ServableManager, State
 from ._limits import RequestLimits
+from ._manager import ServableManager, State
 from ._predict import DEFAULT_SIGNATURE, InputValue, outputs_to_protos, run_predict
 
 SIGNATURE_DEF_FIELD = "signature_def"
