@@ -9,8 +9,8 @@ decoded, which the peak-RSS test measures in a child process.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
