@@ -49,7 +49,7 @@ logger = logging.getLogger("exporter")
 #: Where the exporter writes the report (exporter._export.REPORT_ASSET).
 REPORT_ASSET = Path("assets.extra") / "export_report.json"
 #: Where the compatibility matrix caches older TF runtimes (`make compat`).
-COMPAT_CACHE = Path(__file__).resolve().parents[1] / "build" / "compat"
+COMPAT_CACHE = Path(__file__).resolve().parents[1] / "build" / "compat" / "runtimes"
 
 _OK, _FAILED, _SKIPPED = "ok", "failed", "skipped"
 
@@ -395,20 +395,27 @@ def _check_warmup(export_dir: Path, report: Mapping[str, Any], saved: Any) -> Ch
 
 
 def _runtime_library(version: str) -> Path:
-    """The cached `libtensorflow_cc.so.2` directory of an older TF runtime."""
-    try:
-        from exporter import _cpp_compat  # type: ignore[attr-defined]  # lands with `make compat`
+    """The `libtensorflow_cc.so.2` of TF `version` from the `make compat` cache.
 
-        return Path(_cpp_compat.runtime_library(version))
-    except ImportError:
-        pass
-    candidates = sorted(COMPAT_CACHE.glob(f"*{version}*/**/libtensorflow_cc.so.2"))
-    if not candidates:
+    "2.14" picks the newest cached 2.14.x; a full version ("2.14.1") that is not cached
+    is fetched once into the cache, as `make compat` does (`exporter._runtimes`).
+    """
+    from exporter._runtimes import RuntimeFetchError, runtime_library
+
+    cached = sorted(
+        (p.name.removeprefix("tf-") for p in COMPAT_CACHE.glob("tf-*") if p.is_dir()),
+        key=lambda v: tuple(int(x) if x.isdigit() else 0 for x in v.split(".")),
+    )
+    matches = [v for v in cached if v == version or v.startswith(version + ".")]
+    if not matches and version.count(".") < 2:
         raise _Failed(
-            f"no cached TF {version} runtime under {COMPAT_CACHE}; run `make compat` first "
-            "(it fetches the runtimes of the compatibility matrix)."
+            f"no cached TF {version}.x runtime in {COMPAT_CACHE} (cached: {cached or 'none'}); run "
+            f"`make compat`, or name a full release (e.g. {version}.0) to fetch it."
         )
-    return candidates[-1].parent
+    try:
+        return runtime_library(matches[-1] if matches else version, COMPAT_CACHE)
+    except RuntimeFetchError as error:
+        raise _Failed(f"TF {version} runtime: {error}") from None
 
 
 def _start_cpp(export_dir: Path, runtime: str | None) -> Any:

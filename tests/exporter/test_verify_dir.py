@@ -20,7 +20,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from exporter import ExportConfig
 from exporter._config import MethodsConfig
 from exporter._files_hash import export_files_sha256
-from exporter._verify_dir import REPORT_ASSET, verify_version
+from exporter._verify_dir import COMPAT_CACHE, REPORT_ASSET, verify_version
 from exporter._warmup import WARMUP_FILE
 from tests.exporter.helpers import export, fused_softmax_model
 
@@ -159,6 +159,15 @@ def test_a_requested_runtime_that_is_not_cached_fails_rather_than_passes(good):
     assert not result.passed
     assert statuses(result)["cpp_loader:1.99"] == "failed"
     assert "1.99" in detail(result, "cpp_loader:1.99")
+
+
+@pytest.mark.skipif(not any(COMPAT_CACHE.glob("tf-2.14.*")), reason="needs the TF 2.14 runtime of `make compat`")
+def test_an_older_runtime_from_the_compat_cache_runs_every_signature(good):
+    result = verify_version(good, cpp=False, runtimes=["2.14"])
+    assert result.passed, result.failures
+    figures = next(c for c in result.checks if c.name == "cpp_loader:2.14").figures
+    assert figures["tf_version"].startswith("2.14.")
+    assert set(figures["signatures"]) == {"serving_default", "explain", "explain_integrated_gradients"}
 
 
 def test_cli_prints_json_and_exits_0_then_1_on_damage(good, copy):
