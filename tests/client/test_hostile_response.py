@@ -168,13 +168,17 @@ def test_decode_limits_validate_their_fields():
 
 _PEAK_RSS_SCRIPT = textwrap.dedent(
     """
-    import resource, sys
+    import sys
     import numpy as np
     import serving_client as sc
     from serving_client import _codec, _protos
 
     def peak_mib():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this process's own peak. ru_maxrss is not: Linux carries the forking
+        # parent's peak (pytest with TensorFlow loaded) across exec into it.
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
 
     target, model = sys.argv[1], sys.argv[2]
     with sc.ServingClient(target, model, timeout=30.0) as client:
@@ -218,8 +222,9 @@ def test_refusal_costs_no_large_allocation_measured_by_peak_rss(crafted_target, 
 
 
 def test_the_peak_rss_measurement_sees_unguarded_padding(crafted_target):
-    # The same 128 MiB declared tensor decoded with the limits lifted lifts the peak: the
-    # measurement above would see the allocation it guards against.
+    # The same 128 MiB declared tensor decoded with the limits lifted lifts the peak (by ~100-120
+    # MiB: the peak before already held some freed memory): the measurement above would see
+    # the allocation it guards against.
     outcome, growth_mib = _peak_rss_growth(crafted_target, "control")
     assert outcome == "decoded"
-    assert growth_mib > 100, f"unguarded padding grew peak RSS by only {growth_mib:.1f} MiB"
+    assert growth_mib > 64, f"unguarded padding grew peak RSS by only {growth_mib:.1f} MiB"
