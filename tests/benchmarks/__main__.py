@@ -22,6 +22,10 @@ What is measured (the MNIST demo CNN with random weights, random inputs in [0, 1
   process, wall time and peak RSS (targets <= 60 s, <= 3 GiB); then every keras.applications
   family at its smallest input: export seconds, finite-difference error, saliency difference
   (`bench_export_real.py`).
+* **cpp_loader** — `serving_default` and `explain` at batch 1, 32, 256 through TF's C++ loader
+  session (`TF_LoadSessionFromSavedModel` + `TF_SessionRun` in a child process, no Python
+  between runs: the figure closest to TF Serving's own) beside the TF1 Python session
+  (`bench_cpp_loader.py`).
 
 Variants are interleaved call by call (rotating order) after a warmup, so load spikes on a noisy
 machine hit every variant alike; ratios come from the same run. Nothing is asserted: targets are
@@ -48,7 +52,7 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-BENCHMARKS = ("exporter", "serving", "methods", "competitors", "export_real")
+BENCHMARKS = ("exporter", "serving", "methods", "competitors", "export_real", "cpp_loader")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": _machine()}
     model = _fixture.build_model()
-    if "exporter" in selected or "serving" in selected:
+    if "exporter" in selected or "serving" in selected or "cpp_loader" in selected:
         _say(f"exporting the MNIST CNN to {workdir / 'models' / _fixture.MODEL_NAME}")
         export_dir = _fixture.export(model, workdir)
     if "methods" in selected or "competitors" in selected:
@@ -139,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ", ".join(map(str, bench_serving.BATCHES))
         )
         results["serving"] = bench_serving.run(export_dir, export_dir.parent, workdir)
+    if "cpp_loader" in selected:
+        from tests.benchmarks import bench_cpp_loader
+
+        _say("cpp_loader: predict / explain through TF's C++ loader session and the TF1 session")
+        results["cpp_loader"] = bench_cpp_loader.run(export_dir)
     if "export_real" in selected:
         from tests.benchmarks import bench_export_real
 
@@ -149,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = _report.evaluate_targets(results)
     results["targets"] = [t.as_dict() for t in targets]
     print(_report.render(results, targets))
+    if "cpp_loader" in results:
+        print("\n" + bench_cpp_loader.render(results["cpp_loader"]))
     if "export_real" in results:
         print("\n" + bench_export_real.render(results["export_real"]))
     out = workdir / "results.json"
