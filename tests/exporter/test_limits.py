@@ -84,6 +84,27 @@ def cpp_model(bytes_export):
         yield model
 
 
+#: TF Serving's oldest runtime here; `make compat` fetches it (tests do not download it).
+OLDEST = Path(__file__).resolve().parents[2] / "build" / "compat" / "runtimes" / "tf-2.14.1"
+
+
+@pytest.mark.skipif(not (OLDEST / "libtensorflow_cc.so.2").is_file(), reason=f"no TF 2.14 runtime in {OLDEST} (make compat fetches it)")
+def test_the_guards_ops_run_on_tf_2_14s_cpp_runtime(bytes_export, report):
+    from exporter._cpp_loader import CppLoaderError, load_saved_model
+
+    with load_saved_model(bytes_export, OLDEST) as model:
+        assert model.runtime.version.startswith("2.14")
+        out = model.run("explain", {"images": strings(png(), jpeg(), png(40, 50))})
+        assert out["saliency"].shape == (3, 28, 28)
+        for kind in ("png", "jpeg", "bmp", "gif", "oversize_bytes"):
+            make, message = BOMBS[kind]
+            with pytest.raises(CppLoaderError, match=re.escape(message)):
+                model.run("explain", {"images": strings(png(), make())})
+        maximum = report["limits"]["signatures"]["explain_integrated_gradients"]["max_batch"]
+        with pytest.raises(CppLoaderError, match=f"batch of {maximum + 1} exceeds the maximum batch"):
+            model.run("explain_integrated_gradients", {"images": strings(*[png()] * (maximum + 1))})
+
+
 BOMBS = {
     "png": (lambda: png_bomb(20000, 20000), "image 1 declares 20000×20000 pixels; this export accepts at most 4096 pixels (64×64) (input.max_pixels)"),
     "jpeg": (lambda: patch_jpeg_size(jpeg(), 20000, 20000), "image 1 declares 20000×20000 pixels"),
