@@ -4,9 +4,10 @@
 (``config/ssl_config.proto``) and ``MonitoringConfig`` (``config/monitoring_config.proto``; the
 server does not use it, the production-config tests parse ``configs/monitoring.config`` with
 it) are absent from the 2.21 wheel, so they are rebuilt here from the
-upstream ``.proto`` files: same package, message names, field names, numbers and types, in a
-private descriptor pool so they never clash with official modules a later wheel may add. The
-official module wins when it is importable.
+upstream ``.proto`` files: same package, message names, field names, numbers and types, in
+``serving_client``'s private descriptor pool (the project's one pool without TensorFlow) so they
+never clash with official modules a later wheel may add. The official module wins when it is
+importable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+from google.protobuf import descriptor_pb2
 
 _F = descriptor_pb2.FieldDescriptorProto
 _INT64 = ".google.protobuf.Int64Value"
@@ -43,8 +44,6 @@ _MONITORING_FIELDS = [
     ("prometheus_config", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".tensorflow.serving.PrometheusConfig"),
 ]
 
-_POOL: descriptor_pool.DescriptorPool | None = None
-
 
 def _file(name: str, messages: dict[str, list], deps: list[str]) -> descriptor_pb2.FileDescriptorProto:
     proto = descriptor_pb2.FileDescriptorProto(
@@ -60,27 +59,29 @@ def _file(name: str, messages: dict[str, list], deps: list[str]) -> descriptor_p
 
 
 def _transcribed(full_name: str) -> Any:
-    global _POOL
-    if _POOL is None:
-        pool = descriptor_pool.DescriptorPool()
-        pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
-        pool.Add(
-            _file(
-                "model_server_transcribed/session_bundle_config.proto",
-                {"BatchingParameters": _BATCHING_FIELDS},
-                ["google/protobuf/wrappers.proto"],
-            )
-        )
-        pool.Add(_file("model_server_transcribed/ssl_config.proto", {"SSLConfig": _SSL_FIELDS}, []))
-        pool.Add(
-            _file(
-                "model_server_transcribed/monitoring_config.proto",
-                {"PrometheusConfig": _PROMETHEUS_FIELDS, "MonitoringConfig": _MONITORING_FIELDS},
-                [],
-            )
-        )
-        _POOL = pool
-    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full_name))
+    # The project's one TF-free pool (thread-safe; adding the same file twice is a no-op).
+    from serving_client import _protos
+
+    for proto in _transcribed_files():
+        _protos.add_file(proto)
+    return _protos.message_class(full_name)
+
+
+def _transcribed_files() -> list[descriptor_pb2.FileDescriptorProto]:
+    """The three transcribed files; google/protobuf/wrappers.proto is in the pool already."""
+    return [
+        _file(
+            "model_server_transcribed/session_bundle_config.proto",
+            {"BatchingParameters": _BATCHING_FIELDS},
+            ["google/protobuf/wrappers.proto"],
+        ),
+        _file("model_server_transcribed/ssl_config.proto", {"SSLConfig": _SSL_FIELDS}, []),
+        _file(
+            "model_server_transcribed/monitoring_config.proto",
+            {"PrometheusConfig": _PROMETHEUS_FIELDS, "MonitoringConfig": _MONITORING_FIELDS},
+            [],
+        ),
+    ]
 
 
 def _official(module: str, name: str) -> Any | None:

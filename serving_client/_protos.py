@@ -2,7 +2,9 @@
 
 The classes live in a private ``DescriptorPool`` rather than the default one, so the client
 never clashes with TensorFlow's own generated modules when both are imported in one process,
-and importing the client never imports TensorFlow.
+and importing the client never imports TensorFlow. It is the project's one pool for protos
+without TensorFlow: other packages add the files they need with :func:`add_file` (the bundled
+server's transcribed config messages) instead of keeping a pool of their own.
 """
 
 from __future__ import annotations
@@ -58,6 +60,45 @@ def _build_pool() -> descriptor_pool.DescriptorPool:
     for name in sorted(by_name):
         add(name)
     return private_pool
+
+
+# Files added with add_file, by name: a second add of the same file is a no-op.
+_ADDED: dict[str, bytes] = {}
+
+
+def add_file(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
+    """Add a ``.proto`` file (its dependencies already in the pool) to the shared pool.
+
+    Idempotent and thread-safe: adding the same file again does nothing.
+
+    Args:
+        file_proto: the file; its name must not be one of the checked-in set's files.
+
+    Raises:
+        ValueError: if a different file of that name was added before, or the name is one
+            of the checked-in descriptor set's files.
+        TypeError: (from protobuf) if a message of the file is already defined elsewhere.
+    """
+    data = file_proto.SerializeToString(deterministic=True)
+    with _LOCK:
+        previous = _ADDED.get(file_proto.name)
+        if previous == data:
+            return
+        if previous is not None:
+            raise ValueError(
+                f"A different {file_proto.name!r} was already added to the descriptor pool; "
+                "expected the same file each time."
+            )
+        shared = pool()
+        try:
+            shared.FindFileByName(file_proto.name)
+        except KeyError:
+            shared.Add(file_proto)
+            _ADDED[file_proto.name] = data
+            return
+        raise ValueError(
+            f"{file_proto.name!r} is part of {DESCRIPTOR_RESOURCE}; add files under another name."
+        )
 
 
 @functools.cache
