@@ -95,3 +95,20 @@ def test_metadata_and_status_messages_round_trip_with_official(official):
     assert ours_status.SerializeToString(deterministic=True) == status.SerializeToString(
         deterministic=True
     )
+
+
+def test_uint8_and_image_bytes_inputs_serialize_as_tf_make_tensor_proto(official):
+    from serving_client import as_image_batch
+
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    for input_format, expected in (
+        ("uint8", pixels),
+        ("image_bytes", as_image_batch(pixels, "image_bytes")),
+    ):
+        sent = as_image_batch(pixels.astype(np.int64), input_format)
+        ours = _codec.encode(sent).SerializeToString(deterministic=True)
+        theirs = official.tf.make_tensor_proto(expected).SerializeToString(deterministic=True)
+        assert ours == theirs, input_format
+    # What the graph decodes from those bytes is exactly the pixels (PNG is lossless).
+    decoded = official.tf.io.decode_png(as_image_batch(pixels[0], "image_bytes")[0])
+    np.testing.assert_array_equal(decoded.numpy(), pixels[0])
