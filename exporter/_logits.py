@@ -179,7 +179,10 @@ def _binary(path: _Path) -> _Path:
 
 
 def _head(kind: str, layer_name: str, num_classes: int, path: _Path, probabilities_fn: Callable) -> LogitsHead:
-    return LogitsHead(kind, layer_name, num_classes, path, probabilities_fn, path.tensor, path.post)
+    def logits_from_tensor(value: tf.Tensor) -> tf.Tensor:
+        return _as_float32(path.post(value))
+
+    return LogitsHead(kind, layer_name, num_classes, path, probabilities_fn, path.tensor, logits_from_tensor)
 
 
 def _softmax(logits: tf.Tensor) -> tf.Tensor:

@@ -350,6 +350,7 @@ def reference_gradcam(
     with tf.GradientTape() as tape:
         activations, logits = view(x, training=False)
         tape.watch(activations)
+        logits = tf.cast(logits, tf.float32)  # mixed precision: float16 logits
         if copy.binary:
             logits = tf.concat([-logits, logits], axis=-1)
         selected = tf.reduce_sum(logits * tf.one_hot(out["target_class"], logits.shape[-1]), axis=-1)

@@ -353,7 +353,8 @@ def verify_export(
             )
         if methods is not None:
             figures["methods"] = _verify_methods(
-                saved, copy, (feed_images, samples), other, reduction, methods, config, gradcam_layer
+                saved, copy, (feed_images, samples), other, reduction, methods, config, gradcam_layer,
+                saliency_atol=saliency_atol,
             )
     if fd is None:
         # Integer pixels cannot be nudged by 1e-2; the saliency checks above still ran.
@@ -404,12 +405,17 @@ def _verify_methods(
     methods: MethodsConfig,
     config: VerificationConfig,
     gradcam_layer: str | None = None,
+    *,
+    saliency_atol: float | None = None,
 ) -> dict[str, Any]:
     """Each extra explanation signature vs its eager reference; returns the figures.
+
+    `saliency_atol`: the tolerance scaled to the compute dtype (default: the configured one).
 
     `feed_and_samples`: what the signatures are fed, and the float images the model sees.
     """
     feed_images, samples = feed_and_samples
+    atol = config.saliency_atol if saliency_atol is None else saliency_atol
     figures: dict[str, Any] = {}
     for target in (None, other):
         label = "predicted_class" if target is None else "other_class"
@@ -421,14 +427,14 @@ def _verify_methods(
                     f"{name} explained classes {out[c.TARGET_CLASS].tolist()}; expected "
                     f"{ref['target_class'].tolist()} ({label})."
                 )
-            checks = [("saliency", _max_abs_diff(out[c.SALIENCY], ref["saliency"]), config.saliency_atol)]
+            checks = [("saliency", _max_abs_diff(out[c.SALIENCY], ref["saliency"]), atol)]
             if c.ATTRIBUTIONS in ref:
                 scale = max(float(np.max(np.abs(ref["attributions"]))), 1e-12)
                 checks.append(
-                    ("attributions_relative", _max_abs_diff(out[c.ATTRIBUTIONS], ref["attributions"]) / scale, config.saliency_atol)
+                    ("attributions_relative", _max_abs_diff(out[c.ATTRIBUTIONS], ref["attributions"]) / scale, atol)
                 )
                 checks.append(
-                    ("approximation_error", _max_abs_diff(out[c.APPROXIMATION_ERROR], ref["approximation_error"]), config.saliency_atol)
+                    ("approximation_error", _max_abs_diff(out[c.APPROXIMATION_ERROR], ref["approximation_error"]), atol)
                 )
                 figures.setdefault(name, {})[f"approximation_error_max_{label}"] = float(np.max(out[c.APPROXIMATION_ERROR]))
             for check, value, tolerance in checks:

@@ -309,3 +309,20 @@ def test_tensorflow_log_lines_are_printed_once():
         assert tf_logger.propagate
     finally:
         tf_logger.handlers[:] = saved
+
+
+def test_mixed_precision_exports_every_method(policy, tmp_path):
+    from exporter._config import MethodsConfig
+
+    policy("mixed_float16")
+    keras.utils.set_random_seed(13)
+    inputs = keras.Input((8, 8, 2))
+    x_ = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    logits = keras.layers.Dense(5)(keras.layers.Flatten()(x_))
+    model = keras.Model(inputs, keras.layers.Activation("softmax", dtype="float32")(logits))
+    enabled = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam")
+    # Verification compares every signature with its eager reference and checks float32 outputs.
+    result = SaliencyExporter(model, ExportConfig(methods=MethodsConfig(enabled=enabled))).write(tmp_path)
+    assert set(result.report["verification"]["methods"]) == {
+        "explain_smoothgrad", "explain_integrated_gradients", "explain_gradient_x_input", "explain_gradcam"
+    }
