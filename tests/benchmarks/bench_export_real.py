@@ -38,15 +38,16 @@ FAMILIES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "MobileNetV2": ("MobileNetV2", 32, {"alpha": 0.35}),
     "MobileNetV3": ("MobileNetV3Small", 32, {}),
     "NASNetMobile": ("NASNetMobile", 32, {}),
-    "RegNet": ("RegNetX002", 32, {}),
     "ResNet": ("ResNet50", 32, {}),
     "ResNetV2": ("ResNet50V2", 32, {}),
-    "ResNetRS": ("ResNetRS50", 32, {}),
     "VGG": ("VGG16", 32, {}),
     "Xception": ("Xception", 71, {}),
     "InceptionV3": ("InceptionV3", 75, {}),
     "InceptionResNetV2": ("InceptionResNetV2", 75, {}),
 }
+#: RegNet and ResNetRS are tf_keras (Keras 2) applications only: Keras 3, which the exporter
+#: uses, does not ship them (keras.applications has no RegNet*/ResNetRS*).
+NOT_IN_KERAS_3 = ("RegNet", "ResNetRS")
 NUM_CLASSES = 10
 RESNET50_TARGETS = {"seconds": 60.0, "peak_rss_gib": 3.0}
 
