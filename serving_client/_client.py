@@ -142,6 +142,7 @@ class ServingClient:
         # Signature name → its `images` input format, read once from GetModelMetadata.
         self._formats: dict[str, str] | None = None
         self._formats_lock = threading.Lock()
+        self._no_metadata = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -371,8 +372,6 @@ class ServingClient:
             for entry in response.model_version_status
         ]
 
-    # -- plumbing ----------------------------------------------------------------------------
-
     def input_format(self, signature: str = "serving_default") -> str:
         """The format ``signature``'s ``images`` input takes, from the model's metadata.
 
@@ -393,21 +392,24 @@ class ServingClient:
             ServingError: a subclass for each gRPC failure of the metadata call.
         """
         formats = self._formats
-        if formats is None or signature not in formats:
+        if not self._no_metadata and (formats is None or signature not in formats):
             with self._formats_lock:
                 formats = self._formats
-                if formats is None or signature not in formats:
+                if not self._no_metadata and (formats is None or signature not in formats):
                     try:
                         self.metadata()
                     except ServerError as error:
                         if error.code != "UNIMPLEMENTED":
                             raise
-                        self._formats = {}
-                    formats = self._formats or {}
+                        self._no_metadata = True  # such a server stays without metadata
+                    formats = self._formats
+        formats = formats or {}
         dtype = formats.get(signature)
         if dtype is None:
             return _inputs.FLOAT32
         return _inputs.input_format_of(dtype, signature)
+
+    # -- plumbing ----------------------------------------------------------------------------
 
     def _image_batch(self, images: Any, signature: str) -> np.ndarray:
         return _inputs.as_image_batch(images, self.input_format(signature))

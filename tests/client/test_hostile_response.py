@@ -1,5 +1,7 @@
 """A crafted server over a real socket: the client refuses response tensors that declare more
-than they hold or than its limits, naming the tensor, without allocating what they declare.
+than they hold or than its limits, naming the tensor, without allocating what they declare;
+and it re-reads the input format after a refusal, or goes without it for a server that has
+no GetModelMetadata.
 
 The transport is real gRPC on 127.0.0.1; only the server is crafted (generic handlers over the
 client's own message classes, so no TensorFlow either side). Model names pick the answer.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -58,7 +61,13 @@ CRAFTED: dict[str, Callable[[int], Any]] = {
 }
 
 
-def _metadata_response(request: Any) -> Any:
+CALLS: Counter = Counter()
+
+
+def _metadata_response(request: Any, context: grpc.ServicerContext) -> Any:
+    CALLS["metadata", request.model_spec.name] += 1
+    if request.model_spec.name == "no_metadata":
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetModelMetadata is not implemented")
     response = _protos.message_class("tensorflow.serving.GetModelMetadataResponse")()
     response.model_spec.name = request.model_spec.name
     signature_map = _protos.message_class("tensorflow.serving.SignatureDefMap")()
@@ -72,7 +81,10 @@ def _metadata_response(request: Any) -> Any:
     return response
 
 
-def _predict_response(request: Any) -> Any:
+def _predict_response(request: Any, context: grpc.ServicerContext) -> Any:
+    CALLS["predict", request.model_spec.name] += 1
+    if request.model_spec.name == "refuses":
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "input 'images' has the wrong dtype")
     batch = request.inputs["images"].tensor_shape.dim[0].size
     response = _protos.message_class("tensorflow.serving.PredictResponse")()
     response.model_spec.name = request.model_spec.name
@@ -82,7 +94,7 @@ def _predict_response(request: Any) -> Any:
     outputs["probabilities"].CopyFrom(_codec.encode(np.full((batch, 3), 1 / 3, np.float32)))
     outputs["predicted_class"].CopyFrom(_codec.encode(np.zeros(batch, np.int32)))
     outputs["target_class"].CopyFrom(_codec.encode(np.zeros(batch, np.int32)))
-    outputs["saliency"].CopyFrom(CRAFTED[request.model_spec.name](batch))
+    outputs["saliency"].CopyFrom(CRAFTED.get(request.model_spec.name, CRAFTED["broadcast"])(batch))
     return response
 
 
@@ -90,7 +102,7 @@ def _predict_response(request: Any) -> Any:
 def crafted_target():
     def handler(name: str, function: Callable[[Any], Any], request_type: str) -> Any:
         return grpc.unary_unary_rpc_method_handler(
-            lambda request, context: function(request),
+            function,
             request_deserializer=_protos.message_class(request_type).FromString,
             response_serializer=lambda message: message.SerializeToString(),
         )
@@ -158,6 +170,23 @@ def test_the_padding_limit_follows_max_message_bytes(crafted_target):
     # ... while the same tensor with every value sent fits its messages and is decoded.
     full = _explain(crafted_target, "full_360kb", max_message_bytes=2 * MiB)
     np.testing.assert_array_equal(full.saliency, np.full((2, 300, 300), 0.5, np.float32))
+
+
+def test_an_invalid_argument_answer_makes_the_client_read_the_format_again(crafted_target):
+    with ServingClient(crafted_target, "refuses", timeout=10.0) as client:
+        for _ in range(2):
+            with pytest.raises(sc.InvalidArgumentError, match="wrong dtype"):
+                client.explain(np.ones((1, *IMAGE_SHAPE), np.float32))
+    # Each refusal may mean a new version with another format: metadata read before each.
+    assert CALLS["metadata", "refuses"] == 2 and CALLS["predict", "refuses"] == 2
+
+
+def test_a_server_without_metadata_gets_float32_and_is_asked_once(crafted_target):
+    with ServingClient(crafted_target, "no_metadata", timeout=10.0) as client:
+        assert client.input_format("explain") == "float32"
+        for _ in range(3):
+            assert client.explain(np.ones((1, *IMAGE_SHAPE), np.float32)).saliency.shape == (1, 8, 8)
+    assert CALLS["metadata", "no_metadata"] == 1 and CALLS["predict", "no_metadata"] == 3
 
 
 def test_decode_limits_validate_their_fields():
