@@ -252,7 +252,11 @@ def compare_contracts(
                         kind, why = BREAKING, f"default {had} → {has}: clients that omit {alias} get other answers"
                     elif had is None and has is not None:
                         why = f"now optional (default {has})"
-                changes.append(ContractChange(kind, name, where, f"{_describe(info)} → {_describe(other)}" + (f": {why}" if why else "")))
+                if info == other and not why:
+                    text = f"unchanged: {_describe(info)}"
+                else:
+                    text = f"{_describe(info)} → {_describe(other)}" + (f": {why}" if why else "")
+                changes.append(ContractChange(kind, name, where, text))
         for side in ("inputs", "outputs"):
             for alias in sorted(set(after[side]) - set(before[side])):
                 where = f"{side}/{alias}"

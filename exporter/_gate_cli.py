@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _emit(summary: dict, output: Path | None) -> None:
-    text = json.dumps(summary, indent=2) + "\n"
+    text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
     sys.stdout.write(text)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
