@@ -5,18 +5,25 @@ Typical use:
     from exporter import export_model
     path = export_model("model.keras", "models/mnist")   # models/mnist/1
 
-Importing this package imports TensorFlow.
+Importing this package imports TensorFlow. It first sets the serving runtime's defaults
+(`model_server._tf_env`: TF_ENABLE_ONEDNN_OPTS=1 unless set), so that the export's
+verification runs as the server will; a process that imported TensorFlow before keeps the
+setting TF loaded with.
 """
 
-from exporter._config import (
+from model_server._tf_env import apply_defaults as _apply_tf_defaults
+
+_apply_tf_defaults()
+
+from exporter._config import (  # noqa: E402
     REDUCTIONS,
     EvaluationConfig,
     ExportConfig,
     VerificationConfig,
     load_config,
 )
-from exporter._contract import EXPLAIN, IMAGES, SERVING_DEFAULT, TARGET_CLASS
-from exporter._errors import (
+from exporter._contract import EXPLAIN, IMAGES, SERVING_DEFAULT, TARGET_CLASS  # noqa: E402
+from exporter._errors import (  # noqa: E402
     ConfigError,
     EvaluationError,
     ExportError,
@@ -26,9 +33,9 @@ from exporter._errors import (
     VerificationError,
     VersionExistsError,
 )
-from exporter._export import ExportResult, SaliencyExporter, export_model
-from exporter._logits import LogitsHead, find_logits
-from exporter._tf1 import Tf1SavedModel
+from exporter._export import ExportResult, SaliencyExporter, export_model  # noqa: E402
+from exporter._logits import LogitsHead, find_logits  # noqa: E402
+from exporter._tf1 import Tf1SavedModel  # noqa: E402
 
 __all__ = [
     "EXPLAIN",

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from exporter._errors import ExportError
+from model_server._tf_env import child_environment
 
 __all__ = [
     "CppLoaderError",
@@ -197,8 +198,10 @@ class CppRuntime:
         Args:
             library: A `libtensorflow_cc.so.2`, or a directory holding it and
                 `libtensorflow_framework.so.2`; the installed TensorFlow's by default.
-            env: Extra environment of the child (e.g. TF_ENABLE_ONEDNN_OPTS, read when
-                the library loads). TF_CPP_MIN_LOG_LEVEL defaults to 2.
+            env: Extra environment of the child (e.g. TF_ENABLE_ONEDNN_OPTS=0, read when
+                the library loads). TF_CPP_MIN_LOG_LEVEL defaults to 2, and the served
+                defaults of `model_server._tf_env` apply unless set here or in this
+                process's environment.
             timeout: Seconds any one request may take before the child is killed.
 
         Raises:
@@ -206,7 +209,11 @@ class CppRuntime:
         """
         self.library = _resolve_library(library)
         self.timeout = timeout
-        child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        # The served runtime settings (TF_ENABLE_ONEDNN_OPTS=1 unless set), as the bundled
+        # server and TF Serving in configs/ run: the child loads its own TF library.
+        child_env = child_environment(
+            {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        )
         child_env.update(env or {})
         # TF's own logging may be long; a file never blocks the child the way a full pipe would.
         self._stderr = tempfile.TemporaryFile()
