@@ -170,6 +170,23 @@ def test_an_older_runtime_from_the_compat_cache_runs_every_signature(good):
     assert set(figures["signatures"]) == {"serving_default", "explain", "explain_integrated_gradients"}
 
 
+def test_evaluation_needs_the_model_and_then_gives_the_gate_verdict(good, tmp_path):
+    from exporter.evaluation import evaluate_export
+
+    # Exported from a model object: the report records no model file to evaluate with.
+    without = verify_version(good, cpp=False, evaluate=True)
+    assert statuses(without)["evaluation"] == "failed"
+    assert "records no model file" in detail(without, "evaluation")
+    path = tmp_path / "model.keras"
+    fused_softmax_model().save(path)
+    result = verify_version(good, cpp=False, evaluate=True, model=str(path))
+    figures = next(c for c in result.checks if c.name == "evaluation").figures
+    reference = evaluate_export(good, np.random.default_rng(0).uniform(0, 1, (4, 6, 6, 2)).astype(np.float32), model=path)
+    assert statuses(result)["evaluation"] == ("ok" if reference.passed else "failed")
+    if reference.passed:
+        assert set(figures) - {"seconds"} == {m.method for m in reference.methods}
+
+
 def test_cli_prints_json_and_exits_0_then_1_on_damage(good, copy):
     ok = subprocess.run([str(BIN / "saliency-export"), "verify", str(good), "-q"], capture_output=True, text=True, env=ENV, timeout=300)
     assert ok.returncode == 0, ok.stderr
