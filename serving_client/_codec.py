@@ -83,6 +83,8 @@ _NUMPY_TO_TF = {
     np.dtype(np.complex128): "DT_COMPLEX128",
 }
 _TF_TO_NUMPY = {name: dtype for dtype, name in _NUMPY_TO_TF.items()}
+# Dtypes that share the int32 `int_val` field: a value outside their range is malformed.
+_NARROW_INT_VAL = frozenset({"DT_INT8", "DT_INT16", "DT_UINT8", "DT_UINT16"})
 
 # TF DataType name → the repeated field ``tf.make_ndarray`` reads when tensor_content is empty.
 _VAL_FIELD = {
@@ -221,8 +223,19 @@ def decode(proto: Any, *, name: str = "tensor", limits: DecodeLimits = DEFAULT_L
     per_element = 2 if dtype_enum in ("DT_COMPLEX64", "DT_COMPLEX128") else 1
     _check_size(name, shape, dtype_enum, num_elements, dtype.itemsize, len(raw) // per_element, limits)
     if dtype_enum == "DT_HALF":
-        # half_val holds the IEEE half bit patterns in int32 slots.
-        values = np.fromiter(raw, dtype=np.uint16, count=len(raw)).view(np.float16)
+        # half_val holds the IEEE half bit patterns in int32 slots; keep the low 16 bits as
+        # TensorFlow's static_cast<uint16> does (a wider value must not raise OverflowError).
+        bits = np.fromiter(raw, dtype=np.int64, count=len(raw)) & 0xFFFF
+        values = bits.astype(np.uint16).view(np.float16)
+    elif dtype_enum in _NARROW_INT_VAL:
+        wide = np.fromiter(raw, dtype=np.int64, count=len(raw))
+        info = np.iinfo(dtype)
+        if wide.size and (wide.min() < info.min or wide.max() > info.max):
+            raise MalformedTensorError(
+                f"Cannot decode {name}: its int_val holds values in [{wide.min()}, {wide.max()}]; "
+                f"expected {dtype.name} values in [{info.min}, {info.max}]."
+            )
+        values = wide.astype(dtype)
     elif per_element == 2:
         # Interleaved (real, imag) pairs; a view keeps inf/nan parts exact, arithmetic would not.
         part = np.float32 if dtype_enum == "DT_COMPLEX64" else np.float64

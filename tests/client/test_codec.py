@@ -141,3 +141,26 @@ def test_content_that_does_not_fit_the_shape_is_rejected():
     proto.tensor_shape.dim[0].size = 5
     with pytest.raises(ValueError, match="expected 20"):
         _codec.decode(proto)
+
+
+def _proto(dtype: str, shape: tuple[int, ...], field: str, values: list) -> object:
+    proto = _protos.message_class("tensorflow.TensorProto")()
+    proto.dtype = _protos.enum_value("tensorflow.DataType", dtype)
+    for size in shape:
+        proto.tensor_shape.dim.add().size = size
+    getattr(proto, field).extend(values)
+    return proto
+
+
+@pytest.mark.parametrize("dtype", ["DT_UINT8", "DT_INT8", "DT_UINT16", "DT_INT16"])
+def test_int_val_outside_a_narrow_dtype_is_malformed_not_an_overflow(dtype):
+    from serving_client import MalformedTensorError
+
+    with pytest.raises(MalformedTensorError, match=r"output 'x': its int_val holds values in \[-70000, 70000\]"):
+        _codec.decode(_proto(dtype, (2,), "int_val", [70000, -70000]), name="output 'x'")
+
+
+def test_half_val_keeps_the_low_16_bits_as_tensorflow_casts():
+    # 0x3C00 is 1.0; 0x13C00 is the same bits above 16 (static_cast<uint16> drops them).
+    decoded = _codec.decode(_proto("DT_HALF", (2,), "half_val", [0x3C00, 0x13C00]))
+    np.testing.assert_array_equal(decoded, np.float16([1.0, 1.0]))
