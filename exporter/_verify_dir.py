@@ -383,10 +383,17 @@ def _check_warmup(export_dir: Path, report: Mapping[str, Any], saved: Any) -> Ch
     missing = sorted(s for s in signatures if not s.startswith("__") and s not in covered)
     if missing:
         raise _Failed(f"{WARMUP_FILE} has no request for {missing} ({index + 1} records)")
-    wanted = sorted(int(b) for b in report["export"].get("warmup_batch_sizes") or [])
-    short = sorted(s for s, sizes in covered.items() if wanted and sorted(sizes) != wanted)
-    if short:
-        raise _Failed(f"{WARMUP_FILE}: {short} are warmed with batch sizes other than the report's {wanted}")
+    wanted = [int(b) for b in report["export"].get("warmup_batch_sizes") or []]
+    limits = ((report.get("limits") or {}).get("signatures")) or {}
+    odd = []
+    for signature, sizes in sorted(covered.items()):
+        # Batches over a signature's [limits] maximum are warmed at that maximum.
+        ceiling = (limits.get(signature) or {}).get("max_batch")
+        expected = sorted(dict.fromkeys(b if ceiling is None else min(b, int(ceiling)) for b in wanted))
+        if wanted and sorted(sizes) != expected:
+            odd.append(f"{signature} {sorted(sizes)} (expected {expected})")
+    if odd:
+        raise _Failed(f"{WARMUP_FILE} warms other batch sizes than the report's: {'; '.join(odd)}")
     detail = f"{index + 1} records for {len(covered)} signatures parse and replay through the TF1 loader"
     return Check("warmup", _OK, detail, {"records": index + 1, "batch_sizes": wanted})
 

@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from exporter import ExportConfig
-from exporter._config import MethodsConfig
+from exporter._config import LimitsConfig, MethodsConfig
 from exporter._files_hash import export_files_sha256
 from exporter._verify_dir import COMPAT_CACHE, REPORT_ASSET, verify_version
 from exporter._warmup import WARMUP_FILE
@@ -31,7 +31,12 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> Path:
-    config = ExportConfig(name="tiny", methods=MethodsConfig(enabled=("vanilla", "integrated_gradients"), ig_steps=8))
+    # IG capped at 4 images: its warmup batch of 8 is written at 4, which verify must accept.
+    config = ExportConfig(
+        name="tiny",
+        methods=MethodsConfig(enabled=("vanilla", "integrated_gradients"), ig_steps=8),
+        limits=LimitsConfig(max_batch={"explain_integrated_gradients": 4}),
+    )
     return export(fused_softmax_model(), tmp_path_factory.mktemp("verify_good"), config)
 
 
