@@ -211,3 +211,41 @@ def test_kserve_inferenceservice_serves_mnist_with_the_tensorflow_predictor_and_
     assert predictor["storageUri"].startswith(("gs://", "s3://", "pvc://"))
     assert predictor["storageUri"].rstrip("/").endswith("/mnist")
     assert predictor["runtimeVersion"] == pinned_image_in_script().split(":")[1]
+
+
+# --- the TF runtime settings the bundled server and the exporter use ----------------------
+
+
+def test_every_deploy_config_sets_the_served_tf_environment():
+    # model_server._tf_env is the one home of these variables; the server, the exporter's
+    # verification, the C++-loader child and `make bench` use it, and TF Serving must too.
+    from model_server._tf_env import DEFAULTS
+
+    text = script_text()
+    deployment = by_kind(manifests("deployment.yaml"), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (isvc,) = manifests("inferenceservice.yaml")
+    predictor = isvc["spec"]["predictor"]["tensorflow"]
+    for name, value in DEFAULTS.items():
+        assert f'{name}="${{{name}:-{value}}}"' in text
+        assert f'-e "{name}=${name}"' in text
+        assert {"name": name, "value": value} in container["env"]
+        assert {"name": name, "value": value} in predictor["env"]
+
+
+def test_serve_script_passes_the_tf_environment_into_the_container(tmp_path):
+    # The printed docker command carries -e TF_ENABLE_ONEDNN_OPTS=1 (and a user's 0 when set).
+    import os
+    import subprocess
+
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"")
+    env = {**os.environ, "MODEL_DIR": str(tmp_path), "DOCKER": "/nonexistent-docker"}
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    out = subprocess.run(["bash", str(CONFIGS / "serve_tfserving.sh")], env=env,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert " -e TF_ENABLE_ONEDNN_OPTS=1 " in out
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    out = subprocess.run(["bash", str(CONFIGS / "serve_tfserving.sh")], env=env,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert " -e TF_ENABLE_ONEDNN_OPTS=0 " in out

@@ -63,8 +63,9 @@ def test_with_a_docker_engine_it_runs_exactly_the_printed_command(tmp_path):
     assert argv[:7] == ["run", "--rm", "-p", "8500:8500", "-p", "8501:8501", "--mount"]
     assert argv[7] == f"type=bind,source={models},target=/models/mnist"
     assert argv[9] == f"type=bind,source={REPO / 'configs'},target=/configs"
-    assert argv[10].startswith("tensorflow/serving:")
-    assert argv[11:] == [
+    assert argv[10:12] == ["-e", f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1')}"]
+    assert argv[12].startswith("tensorflow/serving:")
+    assert argv[13:] == [
         "--model_config_file=/configs/models.config",
         "--enable_batching=true",
         "--batching_parameters_file=/configs/batching.config",
