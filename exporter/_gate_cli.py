@@ -11,8 +11,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from exporter._cli import configure_logging, split_list
+from exporter._errors import ExportError
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -98,6 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs `verify` or `diff`; returns 0 when the check passed, 1 when not, 2 on bad usage."""
     args = _parser().parse_args(argv)
     configure_logging(args.quiet)
+    try:
+        result = _run(args)
+    except ExportError as error:
+        # Still a summary: a pipeline keeps it as the step's artifact.
+        _emit({"command": args.command, "passed": False, "failures": [str(error)]}, args.output)
+        print(f"saliency-export {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    _emit(result.to_dict(), args.output)
+    if not result.passed:
+        print(f"saliency-export {args.command}: FAILED: {'; '.join(result.failures)}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+def _run(args: argparse.Namespace) -> Any:
     if args.command == "verify":
         from exporter._verify_dir import verify_version
 
@@ -126,7 +142,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             signatures=split_list(args.signatures),
         )
-    _emit(result.to_dict(), args.output)
-    if not result.passed:
-        print(f"saliency-export {args.command}: FAILED: {'; '.join(result.failures)}", file=sys.stderr)
-    return 0 if result.passed else 1
+    return result

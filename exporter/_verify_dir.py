@@ -493,6 +493,9 @@ def _timed(name: str, checks: list[Check], step: Callable[[], Any]) -> Any:
         check = Check(name, _FAILED, str(error))
     except _Skipped as error:
         check = Check(name, _SKIPPED, str(error))
+    except Exception as error:  # noqa: BLE001 — a gate fails closed, with the reason, never crashes
+        logger.debug("verify %s raised", name, exc_info=True)
+        check = Check(name, _FAILED, f"unexpected {type(error).__name__}: {error}")
     seconds = round(time.perf_counter() - start, 3)
     checks.append(dataclasses.replace(check, figures={**check.figures, "seconds": seconds}))
     logger.info("verify %s: %s (%.1f s) %s", check.name, check.status, seconds, check.detail)

@@ -176,3 +176,13 @@ def test_image_files_are_reference_images(versions, tmp_path):
     np.save(tmp_path / "ref.npy", rng.random((3, *INPUT_SHAPE), dtype=np.float32))
     result = diff_versions(versions["old"], versions["same"], images=str(tmp_path / "ref.npy"))
     assert result.drift["images"] == 3 and result.passed
+
+
+def test_cli_diff_of_a_non_export_fails_with_a_json_summary(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    assert cli_main(["diff", str(tmp_path / "a"), str(tmp_path / "a"), "-q", "--output", str(tmp_path / "d.json")]) == 1
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert summary["passed"] is False and "export_report.json" in summary["failures"][0]
+    assert json.loads((tmp_path / "d.json").read_text()) == summary
+    assert "saliency-export diff: error:" in out.err

@@ -152,6 +152,17 @@ def test_a_warmup_record_for_an_unknown_signature_fails(copy):
     assert "'explain_v0'" in detail(result, "warmup")
 
 
+def test_a_malformed_report_fails_closed_instead_of_crashing(copy):
+    path = copy / REPORT_ASSET
+    report = json.loads(path.read_text())
+    report["model"]["input_shape"] = ["six", 6, 2]
+    path.write_text(json.dumps(report))
+    result = verify_version(copy, cpp=False)
+    assert not result.passed
+    assert statuses(result)["contract"] == "failed"
+    assert detail(result, "contract").startswith("unexpected ValueError")
+
+
 def test_a_directory_without_a_report_fails_cleanly(tmp_path):
     result = verify_version(tmp_path)
     assert not result.passed
