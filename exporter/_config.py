@@ -159,11 +159,15 @@ class LimitsConfig:
         max_images: Ceiling of every signature's batch (images per request).
         max_batch: Explicit maxima, signature name → images; they replace the measured
             default (and may exceed `max_images`).
+        floor: Set by `ExportConfig`, not read from TOML: signature name → the largest
+            batch the exporter itself runs it at (verification, the evaluation gate); a
+            measured maximum is never below it, or the export could not verify itself.
     """
 
     memory_budget_mib: int = 2048
     max_images: int = 1024
     max_batch: tuple[tuple[str, int], ...] = ()
+    floor: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("memory_budget_mib", "max_images"):
@@ -180,6 +184,10 @@ class LimitsConfig:
                 )
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"limits.{name} must be an integer >= 1; received {value!r}.")
+
+    def floor_of(self, signature: str) -> int:
+        """The smallest maximum `signature` may get (1 unless `floor` says more)."""
+        return dict(self.floor).get(signature, 1)
 
     def explicit(self, signature: str) -> int | None:
         """The configured maximum batch of `signature`, or None for the measured default."""
@@ -296,6 +304,15 @@ class ExportConfig:
                 f"received {self.reduction!r}."
             )
         exported = {c.SERVING_DEFAULT, *(c.EXPLAIN_SIGNATURES[m] for m in self.methods.enabled)}
+        # The exporter runs the signatures itself: verification at num_samples (serving_default
+        # also in chunks of 8 for finite differences), the gate at num_images (serving_default
+        # at up to 1024 rows per call for deletion/insertion).
+        verify = max(self.verification.num_samples, 8)
+        gate = self.evaluation.num_images if self.evaluation.enabled else 0
+        floor = {name: max(verify, gate) for name in exported}
+        if self.evaluation.enabled:
+            floor[c.SERVING_DEFAULT] = max(floor[c.SERVING_DEFAULT], 1024)
+        object.__setattr__(self, "limits", dataclasses.replace(self.limits, floor=tuple(sorted(floor.items()))))
         for name, maximum in self.limits.max_batch:
             if name not in exported:
                 raise ConfigError(

@@ -193,7 +193,8 @@ class SignatureLimits:
         """The maximum batch of `name` (None while its cost is being measured: no check then).
 
         A signature whose single image already exceeds the budget gets a maximum of 1 (one
-        image is what every request needs); the report and the log say so.
+        image is what every request needs); the report and the log say so. A maximum is
+        never below the batch the exporter itself runs the signature at (`LimitsConfig.floor`).
         """
         if self._measuring:
             return None
@@ -202,14 +203,16 @@ class SignatureLimits:
             return explicit
         cost = self.cost(name)
         fits = (self.config.memory_budget_mib * MiB - cost.fixed_bytes) // cost.bytes_per_image
-        if fits < 1 and name not in self._warned:
+        if fits < max(1, self.config.floor_of(name)) and name not in self._warned:
             self._warned.add(name)
             logger.warning(
-                "limits.memory_budget_mib = %d does not cover one image of %s (it may take up to %d MiB): "
-                "its maximum batch is 1; raise the budget or lower methods.internal_batch",
-                self.config.memory_budget_mib, name, math.ceil((cost.fixed_bytes + cost.bytes_per_image) / MiB),
+                "limits.memory_budget_mib = %d covers %d image(s) of %s (one may take up to %d MiB); its "
+                "maximum batch is %d, the batch the export is verified at; raise the budget or lower "
+                "methods.internal_batch",
+                self.config.memory_budget_mib, max(fits, 0), name,
+                math.ceil((cost.fixed_bytes + cost.bytes_per_image) / MiB), max(1, self.config.floor_of(name)),
             )
-        return int(max(1, min(fits, self.config.max_images)))
+        return int(max(1, self.config.floor_of(name), min(fits, self.config.max_images)))
 
     def maxima(self) -> dict[str, int]:
         """Signature name → maximum batch, for every registered signature."""
@@ -229,7 +232,7 @@ class SignatureLimits:
         """The `limits` section of the export report: every signature's maximum and cost."""
         signatures = {}
         for name in self._functions:
-            entry: dict[str, Any] = {"max_batch": self.maximum(name)}
+            entry: dict[str, Any] = {"max_batch": self.maximum(name), "exporter_batch": self.config.floor_of(name)}
             if self.config.explicit(name) is not None:
                 entry["source"] = f"config [limits] {name}"
             else:
@@ -237,7 +240,9 @@ class SignatureLimits:
                 entry["source"] = "measured"
                 entry["bytes_per_image"] = cost.bytes_per_image
                 entry["fixed_bytes"] = cost.fixed_bytes
-                entry["over_budget"] = cost.fixed_bytes + cost.bytes_per_image > self.config.memory_budget_mib * MiB
+                entry["over_budget"] = (
+                    cost.fixed_bytes + entry["max_batch"] * cost.bytes_per_image > self.config.memory_budget_mib * MiB
+                )
             signatures[name] = entry
         return {
             "memory_budget_mib": self.config.memory_budget_mib,

@@ -166,7 +166,8 @@ def test_limits_are_recorded_in_the_report(report):
     for name, entry in signatures.items():
         assert entry["source"] == "measured", name
         fits = (BUDGET_MIB * 2**20 - entry["fixed_bytes"]) // entry["bytes_per_image"]
-        assert entry["max_batch"] == min(fits, 1024) >= 1, (name, entry)
+        assert entry["max_batch"] == min(fits, 1024) >= 8, (name, entry)
+        assert entry["exporter_batch"] == 8 and entry["over_budget"] is False
     # IG evaluates 9 path points, 4 at a time: each image costs several times an explain.
     assert signatures["explain_integrated_gradients"]["bytes_per_image"] > 3 * signatures["explain"]["bytes_per_image"]
     assert signatures["explain_integrated_gradients"]["max_batch"] < signatures["explain"]["max_batch"]
@@ -215,7 +216,7 @@ def test_float_exports_enforce_configured_batch_limits(tmp_path):
     config = ExportConfig(limits=LimitsConfig(max_batch={"explain": 4}), warmup_batch_sizes=(1, 8))
     path = export(gray_model(), tmp_path, config)
     report = json.loads((path / "assets.extra" / "export_report.json").read_text())
-    assert report["limits"]["signatures"]["explain"] == {"max_batch": 4, "source": "config [limits] explain"}
+    assert report["limits"]["signatures"]["explain"] == {"max_batch": 4, "exporter_batch": 8, "source": "config [limits] explain"}
     assert report["limits"]["input"] is None
     with Tf1SavedModel(path) as model:
         assert model.run("explain", {"images": np.zeros((4, *SHAPE), np.float32)})["saliency"].shape == (4, 28, 28)
@@ -223,6 +224,19 @@ def test_float_exports_enforce_configured_batch_limits(tmp_path):
             model.run("explain", {"images": np.zeros((5, *SHAPE), np.float32)})
         # Warmup batches stay within the limit, so a server replaying them loads the model.
         assert model.run("serving_default", {"images": np.zeros((8, *SHAPE), np.float32)})["logits"].shape == (8, 3)
+
+
+def test_a_budget_below_the_exporters_own_batch_gives_that_batch_and_says_so(caplog):
+    from exporter import SaliencyExporter
+
+    config = ExportConfig(methods=METHODS, limits=LimitsConfig(memory_budget_mib=1))
+    signatures = SaliencyExporter(gray_model(), config).signatures
+    with caplog.at_level("WARNING", logger="exporter"):
+        entry = signatures.limits_report()["signatures"]["explain_integrated_gradients"]
+    cost = entry["fixed_bytes"] + entry["bytes_per_image"]
+    assert (1 << 20) // cost < 8  # the budget covers fewer images than verification runs
+    assert entry["max_batch"] == 8 and entry["over_budget"] is True
+    assert any("covers" in r.getMessage() and "explain_integrated_gradients" in r.getMessage() for r in caplog.records)
 
 
 def test_graph_bytes_counts_static_tensor_sizes():
@@ -250,9 +264,13 @@ def test_limits_config_is_parsed_and_checked():
             "limits": {"memory_budget_mib": 512, "max_images": 64, "explain_integrated_gradients": 8},
         }
     )
-    assert config.limits == LimitsConfig(512, 64, (("explain_integrated_gradients", 8),))
+    limits = config.limits
+    assert (limits.memory_budget_mib, limits.max_images, limits.max_batch) == (512, 64, (("explain_integrated_gradients", 8),))
+    # The batch the exporter runs each signature at itself (verification at up to 8).
+    assert limits.floor_of("explain_integrated_gradients") == 8 and limits.floor_of("serving_default") == 8
     assert (config.input.max_pixels, config.input.max_image_bytes) == (100, 1000)
-    assert ExportConfig().limits == LimitsConfig(2048, 1024, ())
+    default = ExportConfig().limits
+    assert (default.memory_budget_mib, default.max_images, default.max_batch) == (2048, 1024, ())
     cases = [
         ({"limits": {"explain_smoothgrad": 8}}, "limits.explain_smoothgrad is set but explain_smoothgrad is not exported"),
         ({"limits": {"explain_magic": 8}}, "Unknown key limits.explain_magic in [limits]"),
