@@ -55,8 +55,10 @@ class LogitsHead:
     Attributes:
         kind: How the logits were found: `fused_softmax` (a Dense with a softmax
             activation), `softmax_layer` (the tensor feeding a Softmax/Activation
-            layer), `logits_output` (the model already outputs logits),
-            `sigmoid_binary` (one sigmoid unit: logits are [-z, z]) or `named_layer`.
+            layer), `softmax_op` (the input of `keras.ops.softmax` applied as an op),
+            `logits_output` (the model already outputs logits), `sigmoid_binary` (one
+            sigmoid unit: logits are [-z, z]), `named_layer`, or `explicit` (the caller's
+            `logits_fn`, see `explicit_head`; other sources use their own `saved_model_*`).
         layer_name: The layer the logits come from.
         num_classes: K, the width of the logits.
         logits_fn: images [B,H,W,C] → logits [B,K], in inference mode.
