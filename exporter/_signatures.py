@@ -16,7 +16,7 @@ from exporter._attribution import (
 )
 from exporter._config import InputConfig, LimitsConfig, MethodsConfig
 from exporter._gradcam import GradCamView
-from exporter._inputs import image_limits, to_model_input
+from exporter._inputs import ImageLimits, image_limits, to_model_input
 from exporter._inputs import images_spec as format_spec
 from exporter._limits import SignatureLimits, check_batch
 from exporter._logits import LogitsHead
@@ -33,7 +33,7 @@ class Signatures(dict):
     """
 
     limits: SignatureLimits
-    image_limits: object
+    image_limits: ImageLimits | None
 
     def limits_report(self) -> dict[str, object]:
         """The export report's `limits` section: per-signature maxima and costs, image limits."""
