@@ -2,6 +2,11 @@
 
 >>> with ServingClient("localhost:8500", "mnist") as client:  # doctest: +SKIP
 ...     explanation = client.explain(images)
+
+``images`` is what the export's ``images`` input takes, read once from the model's metadata:
+float32 arrays, uint8 pixel arrays (0..255), or for ``image_bytes`` exports file paths, encoded
+bytes, PIL images or pixel arrays (:data:`INPUT_FORMATS`, :func:`as_image_batch`). Response
+tensors are decoded within :class:`DecodeLimits` tied to ``max_message_bytes``.
 """
 
 from ._client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient, signature_for
