@@ -153,7 +153,7 @@ def _session_run(servable: LoadedServable, fetches: list[str], feeds: dict) -> l
     import tensorflow as tf
 
     try:
-        return servable.session.run(fetches, feed_dict=feeds)
+        return servable.run(fetches, feeds)
     except tf.errors.OpError as exc:
         raise ServingError(code_from_number(exc.error_code), _op_error_message(exc)) from exc
     except (ValueError, TypeError) as exc:

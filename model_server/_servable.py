@@ -25,6 +25,28 @@ class LoadedServable:
         self._refs = 0
         self._closed = False
         self._cond = threading.Condition()
+        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], object] = {}
+        self._callables_lock = threading.Lock()
+
+    def run(self, fetches: list[str], feeds: dict) -> list:
+        """One session run by tensor names, through a callable cached per (fetches, feed names).
+
+        `Session.run(fetches, feed_dict)` rebuilds its fetch and feed handlers in Python on
+        every call (0.2-0.4 ms at batch 1, a sixth of the demo CNN's explain call in a py-spy
+        profile of the server); `make_callable` does that once per signature.
+
+        Raises:
+            tf.errors.OpError: as `Session.run`.
+        """
+        key = (tuple(fetches), tuple(feeds))
+        run = self._callables.get(key)
+        if run is None:
+            with self._callables_lock:
+                run = self._callables.get(key)
+                if run is None:
+                    run = self.session.make_callable(list(fetches), feed_list=list(feeds))
+                    self._callables[key] = run
+        return list(run(*feeds.values()))
 
     def acquire(self) -> None:
         with self._cond:
