@@ -10,7 +10,7 @@ What is measured (the MNIST demo CNN with random weights, random inputs in [0, 1
 * **serving** — the bundled server as a subprocess on 127.0.0.1 (`python -m model_server`, free
   ports); `explain` via `serving_client.ServingClient` (gRPC) and via REST (`http.client`,
   keep-alive, JSON `instances`) against the in-process session call at the same batch (1 and 32).
-  Target: gRPC adds <= 1.5 ms at p50, batch 1.
+  Target: gRPC adds <= 1.0 ms at p50, batch 1 (issue 11).
 * **methods** — the demo CNN exported with every explanation method (`WORKDIR/models/
   mnist_methods/1`); per method, ms per image at batch 32 through `Tf1SavedModel`, and the
   ratio to `serving_default`.
@@ -26,6 +26,14 @@ What is measured (the MNIST demo CNN with random weights, random inputs in [0, 1
   session (`TF_LoadSessionFromSavedModel` + `TF_SessionRun` in a child process, no Python
   between runs: the figure closest to TF Serving's own) beside the TF1 Python session
   (`bench_cpp_loader.py`).
+* **real** — issue 11: ResNet50V2, MobileNetV3Small, EfficientNetB0, ConvNeXtTiny at 64x64 and
+  ResNet50 at 224x224, batch 32, random weights: explain/predict through the C++ loader and
+  the bundled server over gRPC (target <= 2.3x), SmoothGrad/IG cost on ResNet50V2, the peers
+  on ResNet50V2, peak RSS, and the demo CNN at batch 1 with TF's default vs the shipped
+  TF_ENABLE_ONEDNN_OPTS=1 (`bench_real.py`). Exports are cached in ``WORKDIR/real``.
+
+Every benchmark runs with the shipped TF runtime defaults (`model_server._tf_env`), set
+before TensorFlow loads. A PNG chart goes to ``WORKDIR/bench.png`` when matplotlib is there.
 
 Variants are interleaved call by call (rotating order) after a warmup, so load spikes on a noisy
 machine hit every variant alike; ratios come from the same run. Nothing is asserted: targets are
@@ -42,6 +50,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The shipped runtime defaults (TF_ENABLE_ONEDNN_OPTS=1 unless set), before TensorFlow loads:
+# this process runs the TF1 session, the peers and the exports as the server does.
+from model_server._tf_env import apply_defaults  # noqa: E402
+
+apply_defaults()
 
 import argparse  # noqa: E402 - the environment variable must be set before TensorFlow loads
 import json  # noqa: E402
@@ -52,7 +65,7 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-BENCHMARKS = ("exporter", "serving", "methods", "competitors", "export_real", "cpp_loader")
+BENCHMARKS = ("exporter", "serving", "methods", "competitors", "export_real", "cpp_loader", "real")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +97,20 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_at_start": os.getloadavg()[0],
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
     }
+
+
+def _cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def _say(message: str) -> None:
@@ -122,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": _machine()}
     model = _fixture.build_model()
-    if "exporter" in selected or "serving" in selected or "cpp_loader" in selected:
+    if "exporter" in selected or "serving" in selected or "cpp_loader" in selected or "real" in selected:
         _say(f"exporting the MNIST CNN to {workdir / 'models' / _fixture.MODEL_NAME}")
         export_dir = _fixture.export(model, workdir)
     if "methods" in selected or "competitors" in selected:
@@ -153,17 +179,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _say("export_real: ResNet50 224x224x3 (child process), then each keras.applications family")
         results["export_real"] = bench_export_real.run(workdir / "real")
+    if "real" in selected:
+        from tests.benchmarks import bench_real
+
+        bench_real.run_all(workdir, export_dir, results, _say)
     results["seconds"] = time.perf_counter() - started
+    results["machine"]["load_average_at_end"] = os.getloadavg()[0]
 
     targets = _report.evaluate_targets(results)
+    if "real" in results:
+        targets += bench_real.targets(results)
     results["targets"] = [t.as_dict() for t in targets]
     print(_report.render(results, targets))
     if "cpp_loader" in results:
         print("\n" + bench_cpp_loader.render(results["cpp_loader"]))
     if "export_real" in results:
         print("\n" + bench_export_real.render(results["export_real"]))
+    if "real" in results:
+        print("\n" + bench_real.render(results))
     out = workdir / "results.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
+    try:
+        from tests.benchmarks import _chart
+
+        print(f"Wrote {_chart.write(results, workdir / 'bench.png')}")
+    except ImportError as error:  # matplotlib is in make bench's install line only
+        print(f"No chart: {error}")
     print(f"\nWrote {out} ({results['seconds']:.0f} s)")
     return 0
 

@@ -78,13 +78,21 @@ def _xplique(logits_model: Any, images: np.ndarray, targets: np.ndarray, methods
 LIBRARIES = {"tf-keras-vis": _tf_keras_vis, "xplique": _xplique}
 
 
-def run(model: Any, loaded: Any, methods_config: Any) -> dict[str, Any]:
+def run(
+    model: Any,
+    loaded: Any,
+    methods_config: Any,
+    images: np.ndarray | None = None,
+    repetitions: int = REPETITIONS,
+) -> dict[str, Any]:
     """Times ours and each competitor per method at batch `BATCH`, interleaved per method.
 
     Args:
         model: The Keras model that was exported.
         loaded: Its all-methods export, open as `exporter.Tf1SavedModel`.
         methods_config: The export's `MethodsConfig` (parameters given to the competitors).
+        images: The batch to explain; `BATCH` random MNIST-shaped images by default.
+        repetitions: Timed calls per variant and method.
 
     Returns:
         ``{"batch", "libraries": {name: "ok" | reason}, "methods": {method: {"ours": ms/image,
@@ -92,7 +100,8 @@ def run(model: Any, loaded: Any, methods_config: Any) -> dict[str, Any]:
     """
     from exporter._reference import LogitsCopy
 
-    images = random_images(BATCH, seed=BATCH)
+    images = random_images(BATCH, seed=BATCH) if images is None else images
+    results_batch = int(images.shape[0])
     logits_model = LogitsCopy.of(model).model
     targets = np.asarray(loaded.run("serving_default", {"images": images})["predicted_class"])
     libraries: dict[str, str] = {}
@@ -113,14 +122,14 @@ def run(model: Any, loaded: Any, methods_config: Any) -> dict[str, Any]:
             competitor_calls.setdefault(method, {})[library] = call
 
     exported = [m for m in SIGNATURES if m in methods_config.enabled]
-    results: dict[str, Any] = {"batch": BATCH, "libraries": libraries, "methods": {}}
+    results: dict[str, Any] = {"batch": results_batch, "libraries": libraries, "methods": {}}
     for method in exported:
         calls = {"ours": functools.partial(loaded.run, SIGNATURES[method], {"images": images})}
         calls.update(competitor_calls.get(method, {}))
         if len(calls) == 1:
             continue
-        timings = interleaved(calls, REPETITIONS, WARMUP)
-        per_image = {name: t.p50_ms / BATCH for name, t in timings.items()}
+        timings = interleaved(calls, repetitions, WARMUP)
+        per_image = {name: t.p50_ms / results_batch for name, t in timings.items()}
         fastest = min((name for name in per_image if name != "ours"), key=per_image.__getitem__)
         results["methods"][method] = {
             **per_image,
