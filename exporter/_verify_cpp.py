@@ -145,11 +145,15 @@ class CppLoaderCheck:
                 raise VerificationError(f"TF's C++ loader refused the export: {error}") from error
         return self._model
 
-    def verify(self, tf1_runs: list[RecordedRun]) -> dict[str, Any]:
+    def verify(self, tf1_runs: list[RecordedRun], images: np.ndarray | None = None) -> dict[str, Any]:
         """Replays the TF1 runs through the C++ loader; covers what they left out.
 
         Args:
-            tf1_runs: The TF1 checks' runs on this export (from `recording_runs`).
+            tf1_runs: The TF1 checks' runs on this export (from `recording_runs`); may be
+                empty, e.g. to re-verify an existing version: then every signature is run
+                through both loaders on `images`.
+            images: The `images` feed for signatures the TF1 runs did not cover (default:
+                the first recorded run's).
 
         Returns:
             The figures: library, TF version, per signature and feed ("default_inputs":
@@ -189,7 +193,7 @@ class CppLoaderCheck:
             and (label == "default_inputs" or c.TARGET_CLASS in model.signatures[name].inputs)
         ]
         if missing:
-            worst = max(worst, self._cover(model, figures, missing, runs))
+            worst = max(worst, self._cover(model, figures, missing, runs, images))
         figures["max_abs_diff"] = worst
         figures["rtol"] = CPP_LOADER_RTOL
         figures["runs"] = {"replayed": len(done), "extra": len(missing)}
@@ -219,12 +223,20 @@ class CppLoaderCheck:
         return diff
 
     def _cover(
-        self, model: CppSavedModel, figures: dict[str, Any], missing: list[tuple[str, str]], runs: list[RecordedRun]
+        self,
+        model: CppSavedModel,
+        figures: dict[str, Any],
+        missing: list[tuple[str, str]],
+        runs: list[RecordedRun],
+        images: np.ndarray | None,
     ) -> float:
         """Runs the (signature, feed) pairs the TF1 checks did not, through both loaders."""
-        images = next((r.inputs[c.IMAGES] for r in runs if c.IMAGES in r.inputs), None)
         if images is None:
-            raise VerificationError("No TF1 run fed `images`; nothing to replay through the C++ loader.")
+            images = next((r.inputs[c.IMAGES] for r in runs if c.IMAGES in r.inputs), None)
+        if images is None:
+            raise VerificationError(
+                "No `images` to run the signatures with: no TF1 run fed them and none were given."
+            )
         worst = 0.0
         with Tf1SavedModel(self.export_dir) as saved:
             tf1_names = serving_signatures(list(saved.signature_defs))

@@ -61,7 +61,10 @@ def exports(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, dict]]:
     out = {}
     for input_format in ("float32", "uint8", "image_bytes"):
         config = ExportConfig(
-            name="cpp", methods=MethodsConfig(enabled=ALL_METHODS), input=InputConfig(format=input_format)
+            name="cpp",
+            # Few noise samples and IG steps: the same graph ops, a cheaper export-time check.
+            methods=MethodsConfig(enabled=ALL_METHODS, smoothgrad_samples=4, ig_steps=8),
+            input=InputConfig(format=input_format),
         )
         result = SaliencyExporter(_cnn(), config).write(tmp_path_factory.mktemp(input_format), samples=_samples())
         images, _ = encode_samples(_samples(), config.input)
@@ -268,3 +271,12 @@ def test_an_op_newer_than_the_runtime_fails_the_matrix_naming_the_runtime(tmp_pa
     with pytest.raises(VerificationError, match="DecodeWebP"):
         with CppLoaderCheck(newer, oldest) as check:
             check.verify([])
+
+
+def test_an_existing_version_can_be_reverified_without_recorded_runs(exports):
+    path, images, report = exports["uint8"]
+    with CppLoaderCheck(path) as check:
+        figures = check.verify([], images=images)
+    assert figures["runs"] == {"replayed": 0, "extra": 11}
+    assert figures["max_abs_diff"] == 0.0
+    assert sorted(figures["signatures"]) == sorted(report["verification"]["cpp_loader"]["signatures"])
