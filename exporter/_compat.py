@@ -20,7 +20,7 @@ from exporter import _contract as c
 from exporter._cpp_loader import CppLoaderError, CppRuntime
 from exporter._verify_cpp import compare_outputs, serving_signatures
 
-__all__ = ["MATRIX_RTOL", "Cell", "MatrixExport", "format_table", "run_matrix"]
+__all__ = ["MATRIX_RTOL", "Cell", "MatrixExport", "format_grid", "format_table", "run_matrix"]
 
 #: Across releases kernels may change summation order; relative to max(1, |output|).
 MATRIX_RTOL = 1e-4
@@ -171,4 +171,40 @@ def format_table(cells: list[Cell]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r[:6], widths, strict=True)) + ("  " + r[6] if r[6] else "") for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _short(cell: Cell) -> str:
+    if not cell.load_ok:
+        return "LOAD FAIL"
+    if not cell.run_ok:
+        return "RUN FAIL"
+    diff = "0" if not cell.max_abs_diff else f"{cell.max_abs_diff:.0e}"
+    return diff if cell.ok else f"DIFF {diff}"
+
+
+def format_grid(cells: list[Cell]) -> str:
+    """export × signature rows, one column per runtime: max |diff| or LOAD/RUN FAIL; failures listed after.
+
+    A cell reads "0" or e.g. "9e-08" when it loaded, ran and matched the reference.
+    """
+    runtimes = list(dict.fromkeys(cell.runtime for cell in cells))
+    keys = list(dict.fromkeys((cell.export, cell.signature) for cell in cells if cell.signature != "*"))
+    by_key = {(cell.runtime, cell.export, cell.signature): cell for cell in cells}
+    rows = [("export", "signature", *runtimes)]
+    for export, signature in keys:
+        row = []
+        for runtime in runtimes:
+            cell = by_key.get((runtime, export, signature)) or by_key.get((runtime, export, "*"))
+            row.append("-" if cell is None else _short(cell))
+        rows.append((export, signature, *row))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failures = [cell for cell in cells if not cell.ok]
+    if failures:
+        lines.append("\nFailures:")
+        lines.extend(
+            f"  TF {cell.runtime} · {cell.export} · {cell.signature}: {cell.error}" for cell in failures
+        )
     return "\n".join(lines)

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exports", default=None, help="comma-separated export names (default: all)")
     args = parser.parse_args(argv)
 
-    from exporter._compat import MatrixExport, format_table, run_matrix
+    from exporter._compat import MatrixExport, format_grid, run_matrix
     from exporter._runtimes import installed_version, runtime_library
     from tests.compat import _exports
 
@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     cells = run_matrix(exports, runtimes, reference)
     done = time.perf_counter()
 
-    print(f"TF runtimes through the C++ loader (TF_LoadSessionFromSavedModel); reference {reference}\n")
-    print(format_table(cells))
+    print(
+        f"Max |difference| from TF {reference}'s outputs, every signature run through each TF runtime's "
+        "C++ loader (TF_LoadSessionFromSavedModel), optional inputs omitted and given:\n"
+    )
+    print(format_grid(cells))
     for name, reason in skipped.items():
         print(f"\n{name}: not exported today ({reason})")
     failed = [c for c in cells if not c.ok]
