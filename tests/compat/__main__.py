@@ -4,8 +4,9 @@ Fetches (once) the C++ runtime of each TF release into WORKDIR/runtimes, builds 
 exports of `tests/compat/_exports.py` with the installed TF, runs every signature of
 every export on every runtime through TF's C++ loader (`exporter._compat`), and prints
 runtime × export × signature → load / run / max |diff| from the installed TF's outputs.
-Exit status 1 when a cell fails; an export that does not build today is reported and
-skipped (not a failure of the matrix).
+Exit status 1 when a cell fails, 2 when a runtime cannot be fetched or the installed TF
+itself fails on an export; an export that does not build today is reported and skipped
+(not a failure of the matrix).
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from exporter._compat import MatrixExport, format_grid, run_matrix
+    from exporter._cpp_loader import CppLoaderError
     from exporter._runtimes import installed_version, runtime_library
     from tests.compat import _exports
 
     start = time.perf_counter()
-    reference = installed_version()
-    versions = [v for v in args.runtimes.split(",") if v and v != reference]
-    runtimes = {v: runtime_library(v, args.workdir / "runtimes") for v in versions}
-    runtimes[reference] = runtime_library(reference, args.workdir / "runtimes")
+    try:
+        reference = installed_version()
+        versions = [v for v in args.runtimes.split(",") if v and v != reference]
+        runtimes = {v: runtime_library(v, args.workdir / "runtimes") for v in versions}
+        runtimes[reference] = runtime_library(reference, args.workdir / "runtimes")
+    except CppLoaderError as error:
+        print(f"compat: cannot get the TF runtimes: {error}", file=sys.stderr)
+        return 2
     fetched = time.perf_counter()
 
     names = args.exports.split(",") if args.exports else list(_exports.SPECS)
@@ -53,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             exports[name] = MatrixExport(*built)
     exported = time.perf_counter()
-    cells = run_matrix(exports, runtimes, reference)
+    try:
+        cells = run_matrix(exports, runtimes, reference)
+    except CppLoaderError as error:
+        print(f"compat: {error}", file=sys.stderr)
+        return 2
     done = time.perf_counter()
 
     print(
