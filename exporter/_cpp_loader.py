@@ -44,6 +44,7 @@ from exporter._errors import ExportError
 from model_server._tf_env import child_environment
 
 __all__ = [
+    "FULL_TRACE",
     "CppLoaderError",
     "CppRuntime",
     "CppSavedModel",
@@ -57,6 +58,8 @@ CHILD_SCRIPT = Path(__file__).with_name("_cpp_loader_child.py")
 LIBRARY_NAME = "libtensorflow_cc.so.2"
 FRAMEWORK_NAME = "libtensorflow_framework.so.2"
 _HEADER = struct.Struct("<Q")
+#: A serialized `tensorflow.RunOptions` with trace_level = FULL_TRACE (field 1, value 3).
+FULL_TRACE = b"\x08\x03"
 #: tensorflow/core/protobuf/error_codes.proto, for messages ("INVALID_ARGUMENT (3)").
 _CODE_NAMES = (
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -427,6 +430,30 @@ class CppSavedModel:
         feeds, fetches, aliases = self._resolve(signature, inputs, outputs)
         values = self.runtime._request("run", {"handle": self._handle, "feeds": feeds, "fetches": fetches})
         return dict(zip(aliases, values, strict=True))
+
+    def run_traced(
+        self,
+        signature: str,
+        inputs: Mapping[str, Any],
+        outputs: tuple[str, ...] | None = None,
+        *,
+        run_options: bytes = FULL_TRACE,
+    ) -> tuple[dict[str, np.ndarray], bytes]:
+        """Runs a signature once with RunOptions, returning the outputs and the RunMetadata.
+
+        Args:
+            signature / inputs / outputs: As for `run`.
+            run_options: A serialized `tensorflow.RunOptions`; FULL_TRACE by default, so the
+                RunMetadata holds the step stats (per-op times) of TF Serving's runtime.
+
+        Returns:
+            (alias → array, the serialized `tensorflow.RunMetadata`).
+        """
+        feeds, fetches, aliases = self._resolve(signature, inputs, outputs)
+        reply = self.runtime._request(
+            "run", {"handle": self._handle, "feeds": feeds, "fetches": fetches, "run_options": run_options}
+        )
+        return dict(zip(aliases, reply["outputs"], strict=True)), reply["run_metadata"] or b""
 
     def run_tensors(self, feeds: Mapping[str, Any], fetches: list[str]) -> dict[str, np.ndarray]:
         """One TF_SessionRun by graph tensor names (`op:index`), e.g. several signatures at once.

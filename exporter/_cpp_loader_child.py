@@ -176,9 +176,19 @@ class _Session:
         return array
 
     def run(
-        self, feeds: list[tuple[str, np.ndarray]], fetches: list[str], repeats: int = 1, warmup: int = 0
-    ) -> tuple[list[np.ndarray], list[float]]:
-        """TF_SessionRun `warmup + repeats` times; returns the last outputs and each run's seconds."""
+        self,
+        feeds: list[tuple[str, np.ndarray]],
+        fetches: list[str],
+        repeats: int = 1,
+        warmup: int = 0,
+        run_options: bytes | None = None,
+    ) -> tuple[list[np.ndarray], list[float], bytes | None]:
+        """TF_SessionRun `warmup + repeats` times.
+
+        Returns:
+            The last run's outputs, each timed run's seconds, and with `run_options` (a
+            serialized RunOptions) the last run's serialized RunMetadata (step stats).
+        """
         api = self.api
         inputs = self.outputs([name for name, _ in feeds])
         outputs = self.outputs(fetches)
@@ -188,20 +198,26 @@ class _Session:
         status = api.TF_NewStatus()
         seconds: list[float] = []
         result: list[np.ndarray] = []
+        options = api.TF_NewBufferFromString(run_options, len(run_options)) if run_options is not None else None
+        metadata = api.TF_NewBuffer() if run_options is not None else None
+        metadata_bytes: bytes | None = None
         try:
             for i, (_, array) in enumerate(feeds):
                 tensors[i] = self._tensor(array, strings)
             for iteration in range(warmup + repeats):
                 start = time.perf_counter()
                 api.TF_SessionRun(
-                    self.session, None, inputs, tensors, len(feeds), outputs, values, len(fetches),
-                    None, 0, None, status,
+                    self.session, options, inputs, tensors, len(feeds), outputs, values, len(fetches),
+                    None, 0, metadata, status,
                 )
                 elapsed = time.perf_counter() - start
                 try:
                     api.check(status, "TF_SessionRun")
                     if iteration == warmup + repeats - 1:
                         result = [self._array(values[i]) for i in range(len(fetches))]
+                        if metadata:
+                            buffer = _Buffer.from_address(metadata)
+                            metadata_bytes = ctypes.string_at(buffer.data, buffer.length)
                 finally:
                     for i in range(len(fetches)):
                         if values[i]:
@@ -216,8 +232,11 @@ class _Session:
             for i in range(len(feeds)):
                 if tensors[i]:
                     api.TF_DeleteTensor(tensors[i])
+            for buffer in (options, metadata):
+                if buffer:
+                    api.TF_DeleteBuffer(buffer)
             api.TF_DeleteStatus(status)
-        return result, seconds
+        return result, seconds, metadata_bytes
 
     def _tensor(self, array: np.ndarray, strings: list[tuple[int, int]]) -> int:
         api = self.api
@@ -308,10 +327,14 @@ def _serve(api: CApi, requests: BinaryIO, responses: BinaryIO) -> None:
                     next_handle += 1
                 elif op in ("run", "benchmark"):
                     session = sessions[args["handle"]]
-                    outputs, seconds = session.run(
-                        args["feeds"], args["fetches"], args.get("repeats", 1), args.get("warmup", 0)
+                    outputs, seconds, metadata = session.run(
+                        args["feeds"], args["fetches"], args.get("repeats", 1), args.get("warmup", 0),
+                        args.get("run_options"),
                     )
-                    payload = outputs if op == "run" else {"outputs": outputs, "seconds": seconds}
+                    if op == "run" and args.get("run_options") is None:
+                        payload = outputs
+                    else:
+                        payload = {"outputs": outputs, "seconds": seconds, "run_metadata": metadata}
                 elif op == "unload":
                     sessions.pop(args["handle"]).close()
                     payload = None

@@ -280,3 +280,19 @@ def test_an_existing_version_can_be_reverified_without_recorded_runs(exports):
     assert figures["runs"] == {"replayed": 0, "extra": 11}
     assert figures["max_abs_diff"] == 0.0
     assert sorted(figures["signatures"]) == sorted(report["verification"]["cpp_loader"]["signatures"])
+
+
+def test_a_traced_run_returns_the_step_stats_of_the_cpp_runtime(exports):
+    from tensorflow.core.protobuf import config_pb2
+
+    path, images, _ = exports["float32"]
+    with load_saved_model(path) as model:
+        traced, metadata = model.run_traced("explain", {"images": images})
+        plain = model.run("explain", {"images": images})
+    for alias in plain:
+        np.testing.assert_array_equal(traced[alias], plain[alias])
+    stats = config_pb2.RunMetadata.FromString(metadata).step_stats
+    ops = {node.timeline_label.split(" = ")[-1].split("(")[0] for dev in stats.dev_stats for node in dev.node_stats}
+    nodes = [node for dev in stats.dev_stats for node in dev.node_stats]
+    assert nodes and all(node.all_end_rel_micros >= 0 for node in nodes)
+    assert any("Conv2D" in op for op in ops), sorted(ops)[:20]
