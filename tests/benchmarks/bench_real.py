@@ -67,7 +67,7 @@ def _sources_hash(name: str) -> str:
     root = Path(__file__).resolve().parents[2] / "exporter"
     for path in sorted(root.glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
-    recipe = {"model": MODELS[name], "methods": METHODS if name == METHODS_MODEL else None}
+    recipe = {"model": MODELS[name], "methods": METHODS if name == METHODS_MODEL else None, "max_batch": BATCH}
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     digest.update(importlib.metadata.version("tensorflow").encode())
     return digest.hexdigest()[:16]
@@ -78,7 +78,8 @@ def _export_main(name: str, base: str) -> None:
     import keras
 
     from exporter import ExportConfig, SaliencyExporter, VerificationConfig
-    from exporter._config import MethodsConfig
+    from exporter._config import LimitsConfig, MethodsConfig
+    from exporter._contract import EXPLAIN_SIGNATURES, SERVING_DEFAULT
 
     application, size = MODELS[name]
     keras.utils.set_random_seed(0)
@@ -90,6 +91,11 @@ def _export_main(name: str, base: str) -> None:
         # Random weights put many ReLUs near their kink; the 1e-3 step keeps the
         # finite-difference check meaningful (as the demo CNN's bench export).
         verification=VerificationConfig(fd_epsilon=1e-3),
+        # The measured default maximum fits a 2 GiB budget per request, under 32 images for
+        # ResNet50 at 224 (8) and ConvNeXtTiny (18); the benchmark's batch is 32.
+        limits=LimitsConfig(
+            max_batch={sig: BATCH for sig in (SERVING_DEFAULT, *(EXPLAIN_SIGNATURES[m] for m in methods.enabled))}
+        ),
     )
     samples = np.random.default_rng(7).random((4, size, size, 3), dtype=np.float32)
     SaliencyExporter(model, config).write(Path(base), 1, samples=samples)
