@@ -41,8 +41,9 @@ reported PASS/MISS and the process exits 0 unless a benchmark fails to run.
 
 Output: the tables on stdout and ``WORKDIR/results.json`` (all percentiles, the targets, the
 machine); the export lives in ``WORKDIR/models/mnist/1`` and the server's log in
-``WORKDIR/server.log``. Options: ``--only exporter|serving|methods|competitors``. Takes about
-4-5 minutes on 2 cores.
+``WORKDIR/server.log``. Options: ``--only exporter|serving|methods|competitors|export_real|
+cpp_loader|real``. ``real`` takes ~5 minutes on 2 cores with its exports cached (10-15 the first
+time); the rest about 4-5 minutes.
 """
 
 from __future__ import annotations
