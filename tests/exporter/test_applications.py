@@ -4,11 +4,18 @@ Each family's smallest member at the smallest input it accepts, random weights, 
 (`tests/benchmarks/bench_export_real.FAMILIES`). Verification is the export's own: the TF1
 and C++ loaders against the eager reference, and the eager gradient against float64 finite
 differences of a float64 copy of the model. One verification sample per family instead of
-the default four, to keep the sweep within `make test`'s budget; `make bench` runs it with
-the default.
+the default four.
+
+Each family costs about a minute on 2 cores (TF1 and C++ loaders included), so all 14 would
+double `make test`. By default the sweep runs the two families the issue found refused
+(ConvNeXt: the finite-difference check; MobileNetV3: the softmax Activation after a Flatten);
+`SALIENCY_SWEEP=all` runs every family, and `make bench` (section export_real) exports every
+family and records the figures.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -16,8 +23,11 @@ from tests.benchmarks.bench_export_real import FAMILIES, export_family
 
 pytestmark = pytest.mark.slow
 
+DEFAULT_SWEEP = ("ConvNeXt", "MobileNetV3")
+SWEEP = sorted(FAMILIES) if os.environ.get("SALIENCY_SWEEP") == "all" else list(DEFAULT_SWEEP)
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+
+@pytest.mark.parametrize("family", SWEEP)
 def test_family_exports_and_verifies(family, tmp_path):
     figures = export_family(family, tmp_path, num_samples=1)
     # The export verified (write() raises otherwise); the figures must be the honest ones.
