@@ -24,8 +24,8 @@ from exporter._loading import load_keras_model, model_fingerprint
 from exporter._logits import LogitsHead, explicit_head, find_logits, subclassed_message
 from exporter._report import build_report, signature_specs, write_report
 from exporter._signatures import build_signatures
-from exporter._verify import verify_export
 from exporter._tf1 import recording_runs
+from exporter._verify import verify_export
 from exporter._verify_cpp import CppLoaderCheck
 from exporter._versioning import next_version, staged_version
 from exporter._warmup import WARMUP_FILE, write_warmup_requests
