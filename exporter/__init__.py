@@ -23,6 +23,7 @@ from exporter._config import (  # noqa: E402
     load_config,
 )
 from exporter._contract import EXPLAIN, IMAGES, SERVING_DEFAULT, TARGET_CLASS  # noqa: E402
+from exporter._diff import diff_versions  # noqa: E402
 from exporter._errors import (  # noqa: E402
     ConfigError,
     EvaluationError,
@@ -36,6 +37,7 @@ from exporter._errors import (  # noqa: E402
 from exporter._export import ExportResult, SaliencyExporter, export_model  # noqa: E402
 from exporter._logits import LogitsHead, find_logits  # noqa: E402
 from exporter._tf1 import Tf1SavedModel  # noqa: E402
+from exporter._verify_dir import VerifyResult, verify_version  # noqa: E402
 
 __all__ = [
     "EXPLAIN",
@@ -57,8 +59,11 @@ __all__ = [
     "UnsupportedModelError",
     "VerificationConfig",
     "VerificationError",
+    "VerifyResult",
     "VersionExistsError",
+    "diff_versions",
     "export_model",
     "find_logits",
     "load_config",
+    "verify_version",
 ]

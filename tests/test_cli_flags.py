@@ -16,6 +16,7 @@ PARSERS = [
     ("serving_client.cli", "_parser"),
     ("model_server.cli", "build_parser"),
     ("exporter.cli", "_parser"),
+    ("exporter._gate_cli", "_parser"),
     ("exporter.evaluation.cli", "_parser"),
 ]
 
