@@ -39,7 +39,11 @@ class Timing:
 
 
 def interleaved(
-    calls: Mapping[str, Callable[[], object]], repetitions: int, warmup: int = 3
+    calls: Mapping[str, Callable[[], object]],
+    repetitions: int,
+    warmup: int = 3,
+    *,
+    self_timed: bool = False,
 ) -> dict[str, Timing]:
     """Times every call `repetitions` times, round-robin, rotating which one goes first.
 
@@ -47,6 +51,9 @@ def interleaved(
         calls: Variant name → zero-argument callable doing one complete call.
         repetitions: Timed calls per variant (after `warmup` untimed ones each).
         warmup: Untimed calls per variant first (graph/caches/connections warm).
+        self_timed: Each call returns its own duration in seconds, which is used instead
+            of the wall time around it (e.g. a child process timing TF_SessionRun without
+            the pipe between the processes).
 
     Returns:
         Variant name → its `Timing`.
@@ -68,6 +75,7 @@ def interleaved(
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            calls[name]()
-            samples[name].append(time.perf_counter() - start)
+            result = calls[name]()
+            elapsed = time.perf_counter() - start
+            samples[name].append(float(result) if self_timed else elapsed)  # type: ignore[arg-type]
     return {name: Timing.from_seconds(values) for name, values in samples.items()}

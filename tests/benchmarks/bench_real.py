@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.benchmarks._timing import Timing
+from tests.benchmarks._timing import interleaved
 
 __all__ = ["BATCH", "MODELS", "TARGET_RATIO", "export_cached", "run", "run_demo_batch1"]
 
@@ -160,21 +160,6 @@ def _vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
-def _rotating(calls: dict[str, Callable[[], float]], repetitions: int, warmup: int = 1) -> dict[str, Timing]:
-    # Like _timing.interleaved, but each call returns its own duration in seconds (the C++
-    # child times TF_SessionRun itself, without the pipe between the processes).
-    names = list(calls)
-    for _ in range(warmup):
-        for name in names:
-            calls[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for rep in range(repetitions):
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(calls[name]())
-    return {name: Timing.from_seconds(values) for name, values in samples.items()}
-
-
 def _wall(call: Callable[[], object]) -> Callable[[], float]:
     def timed() -> float:
         start = time.perf_counter()
@@ -214,7 +199,7 @@ def run_model(name: str, export: dict[str, Any], workdir: Path) -> dict[str, Any
         if name == METHODS_MODEL:
             for method in METHODS["enabled"][1:]:
                 calls[f"cpp {method}"] = _cpp(model, f"explain_{method}", feed)
-        timings = _rotating(calls, REPETITIONS.get(name, DEFAULT_REPETITIONS))
+        timings = interleaved(calls, REPETITIONS.get(name, DEFAULT_REPETITIONS), 1, self_timed=True)
         rss_after = _vm_hwm_mib(runtime.pid)
     p50 = {k: t.p50_ms for k, t in timings.items()}
     result: dict[str, Any] = {
@@ -283,7 +268,7 @@ def run_demo_batch1(export_dir: Path, repetitions: int = 30) -> dict[str, Any]:
         for variant, model in models.items():
             calls[f"{variant} predict"] = call(model, "serving_default")
             calls[f"{variant} explain"] = call(model, "explain")
-        timings = _rotating(calls, repetitions, warmup=2)
+        timings = interleaved(calls, repetitions, 2, self_timed=True)
     finally:
         for runtime in runtimes.values():
             runtime.close()
