@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import pickle
 import selectors
 import signal
 import struct
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from exporter._cpp_loader_child import dump_frame, load_frame
 from exporter._errors import ExportError
 from model_server._tf_env import child_environment
 
@@ -260,7 +260,7 @@ class CppRuntime:
     def _request(self, op: str, args: dict[str, Any]) -> Any:
         if self._closed:
             raise CppLoaderError("The runtime is closed.", code=None, library=self.library, stage=op)
-        data = pickle.dumps((op, args), protocol=pickle.HIGHEST_PROTOCOL)
+        data = dump_frame((op, args))
         try:
             self._process.stdin.write(_HEADER.pack(len(data)) + data)
             self._process.stdin.flush()
@@ -291,7 +291,7 @@ class CppRuntime:
 
     def _receive(self, op: str) -> Any:
         (length,) = _HEADER.unpack(self._read(_HEADER.size, op))
-        status, payload = pickle.loads(self._read(length, op))
+        status, payload = load_frame(self._read(length, op))
         if status == "ok":
             return payload
         if payload["stage"] == "library":
@@ -326,7 +326,7 @@ class CppRuntime:
             return
         self._closed = True
         try:
-            data = pickle.dumps(("exit", {}))
+            data = dump_frame(("exit", {}))
             self._process.stdin.write(_HEADER.pack(len(data)) + data)
             self._process.stdin.close()
             self._process.wait(timeout=30)

@@ -23,6 +23,7 @@ the request that ends its life (`unload`, the end of `run`); nothing is kept in 
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import pickle
 import struct
@@ -297,8 +298,43 @@ class _Session:
             api.TF_DeleteStatus(status)
 
 
+class _FrameUnpickler(pickle.Unpickler):
+    """Reads a frame: builtins (dicts, lists, str, bytes, numbers) and numpy arrays only.
+
+    Parent and child are the same program, but a frame is still data: resolving any other
+    global (which is how a pickle runs code) is refused.
+    """
+
+    _ALLOWED = frozenset(
+        (module, name)
+        for core in ("numpy._core", "numpy.core")
+        for module, name in (
+            (f"{core}.multiarray", "_reconstruct"),
+            (f"{core}.multiarray", "scalar"),
+            (f"{core}.numeric", "_frombuffer"),
+        )
+    ) | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(
+                f"A frame may hold builtins and numpy arrays only; it refers to {module}.{name}."
+            )
+        return super().find_class(module, name)
+
+
+def load_frame(data: bytes) -> Any:
+    """Decodes one frame written by `dump_frame` (see `_FrameUnpickler`)."""
+    return _FrameUnpickler(io.BytesIO(data)).load()
+
+
+def dump_frame(message: Any) -> bytes:
+    """Encodes one frame's payload (its length header is the caller's)."""
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _send(stream: BinaryIO, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = dump_frame(message)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
@@ -308,7 +344,7 @@ def _receive(stream: BinaryIO) -> Any:
     if len(header) < _HEADER.size:
         return ("exit", {})
     (length,) = _HEADER.unpack(header)
-    return pickle.loads(stream.read(length))
+    return load_frame(stream.read(length))
 
 
 def _serve(api: CApi, requests: BinaryIO, responses: BinaryIO) -> None:
