@@ -10,6 +10,7 @@ TF Serving failure this catches before rollout.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,28 @@ import numpy as np
 
 from exporter import _contract as c
 from exporter._cpp_loader import CppLoaderError, CppRuntime
+from exporter._verify import scaled_tolerance
 from exporter._verify_cpp import compare_outputs, serving_signatures
+from exporter._verify_dir import REPORT_ASSET
 
-__all__ = ["MATRIX_RTOL", "Cell", "MatrixExport", "format_grid", "format_table", "run_matrix"]
+__all__ = [
+    "MATRIX_RTOL", "Cell", "MatrixExport", "format_grid", "format_table", "matrix_tolerance", "run_matrix",
+]
 
 #: Across releases kernels may change summation order; relative to max(1, |output|).
 MATRIX_RTOL = 1e-4
+
+
+def matrix_tolerance(export_dir: Path) -> float:
+    """MATRIX_RTOL, widened for a reduced-precision export by the exporter's own rule.
+
+    A float16/bfloat16 model's kernels round to its compute dtype's eps, and releases may
+    round differently (one float16 ulp is 9.8e-4): the report's `verification.compute_dtype`
+    says which, and `exporter._verify` scales its float32 tolerances the same way.
+    """
+    report = json.loads((Path(export_dir) / REPORT_ASSET).read_text())
+    compute_dtype = report.get("verification", {}).get("compute_dtype", "float32")
+    return scaled_tolerance(MATRIX_RTOL, compute_dtype, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +61,7 @@ class Cell:
         run_ok: Every feed of the signature ran (False when the load failed).
         max_abs_diff: Max |difference| from the reference over outputs and feeds (None
             if it did not run, or on the reference itself: 0.0).
-        ok: Loaded, ran, and within MATRIX_RTOL of the reference.
+        ok: Loaded, ran, and within `matrix_tolerance` of the reference.
         error: TF's message (status code and text) or the mismatch, if any.
     """
 
@@ -129,6 +146,7 @@ def run_matrix(
                 f"The reference runtime fails on export {name!r}: {result['error']}",
                 code=None, library=runtimes[reference], stage="load",
             )
+    tolerances = {name: matrix_tolerance(export.path) for name, export in exports.items()}
     cells: list[Cell] = []
     for version, library in runtimes.items():
         actual = expected if version == reference else _run_runtime(version, library, exports, env)
@@ -151,7 +169,7 @@ def run_matrix(
                         ran = False
                         problem = problem or f"{label}: {outputs.code_name}: {outputs.tf_message}"
                         continue
-                    diff, mismatch = compare_outputs(reference_outputs, outputs, MATRIX_RTOL)
+                    diff, mismatch = compare_outputs(reference_outputs, outputs, tolerances[name])
                     worst = max(worst, diff)
                     problem = problem or (f"{label}: {mismatch}" if mismatch else None)
                 cells.append(

@@ -118,7 +118,7 @@ def _compute_dtype(model: Any) -> str:
     return found
 
 
-def _scaled(tolerance: float, compute_dtype: str, scale: float) -> float:
+def scaled_tolerance(tolerance: float, compute_dtype: str, scale: float) -> float:
     """The configured (float32) tolerance, widened to the rounding of a reduced-precision dtype."""
     if compute_dtype not in _EPS:
         return tolerance
@@ -286,10 +286,10 @@ def verify_export(
 
     compute_dtype = _compute_dtype(model)
     logits_scale = float(np.max(np.abs(reference["logits"]))) if reference["logits"].size else 0.0
-    logits_atol = _scaled(config.logits_atol, compute_dtype, logits_scale)
-    probabilities_atol = _scaled(config.probabilities_atol, compute_dtype, 1.0)
-    saliency_atol = _scaled(config.saliency_atol, compute_dtype, 1.0)
-    fd_rtol = _scaled(config.fd_rtol, compute_dtype, 1.0)
+    logits_atol = scaled_tolerance(config.logits_atol, compute_dtype, logits_scale)
+    probabilities_atol = scaled_tolerance(config.probabilities_atol, compute_dtype, 1.0)
+    saliency_atol = scaled_tolerance(config.saliency_atol, compute_dtype, 1.0)
+    fd_rtol = scaled_tolerance(config.fd_rtol, compute_dtype, 1.0)
     figures: dict[str, Any] = {
         "samples": int(samples.shape[0]),
         "compute_dtype": compute_dtype,
