@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "APPROXIMATION_ERROR",
+    "REPORT_ASSET",
     "ATTRIBUTIONS",
     "EXPLAIN",
     "EXPLAIN_GRADCAM",
@@ -52,3 +55,6 @@ APPROXIMATION_ERROR = "approximation_error"
 PREDICT_OUTPUTS = (LOGITS, PROBABILITIES, PREDICTED_CLASS)
 EXPLAIN_OUTPUTS = (*PREDICT_OUTPUTS, TARGET_CLASS, SALIENCY)
 IG_OUTPUTS = (*EXPLAIN_OUTPUTS, ATTRIBUTIONS, APPROXIMATION_ERROR)
+
+#: Where every version directory keeps its export report (relative to the version).
+REPORT_ASSET = Path("assets.extra") / "export_report.json"

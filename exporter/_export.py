@@ -34,7 +34,7 @@ __all__ = ["ExportResult", "SaliencyExporter", "export_model"]
 
 logger = logging.getLogger("exporter")
 
-REPORT_ASSET = Path("assets.extra") / "export_report.json"
+REPORT_ASSET = c.REPORT_ASSET
 CLASS_NAMES_ASSET = Path("assets") / "class_names.txt"
 
 

@@ -47,7 +47,7 @@ __all__ = ["REPORT_ASSET", "Check", "VerifyResult", "reference_samples", "verify
 logger = logging.getLogger("exporter")
 
 #: Where the exporter writes the report (exporter._export.REPORT_ASSET).
-REPORT_ASSET = Path("assets.extra") / "export_report.json"
+REPORT_ASSET = c.REPORT_ASSET
 #: Where the compatibility matrix caches older TF runtimes (`make compat`).
 COMPAT_CACHE = Path(__file__).resolve().parents[1] / "build" / "compat" / "runtimes"
 

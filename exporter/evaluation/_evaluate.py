@@ -47,7 +47,7 @@ EVALUATED_METHODS: dict[str, str] = {
     "gradient_x_input": c.EXPLAIN_GRADIENT_X_INPUT,
 }
 
-REPORT_ASSET = Path("assets.extra") / "export_report.json"
+REPORT_ASSET = c.REPORT_ASSET
 # The Keras model must be the exported one: logits may differ by float noise only.
 _MATCH_RTOL = 1e-3
 
