@@ -1,12 +1,28 @@
-"""The signature contract: names that TF Serving clients depend on. Change nothing lightly."""
+"""The exporter's view of the serving contract; the names live in :mod:`serving_client.contract`."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from serving_client.contract import (
+    APPROXIMATION_ERROR,
+    ATTRIBUTIONS,
+    EXPLAIN,
+    EXPLAIN_OUTPUTS,
+    IG_OUTPUTS,
+    IMAGES,
+    LOGITS,
+    PREDICT_OUTPUTS,
+    PREDICTED_CLASS,
+    PROBABILITIES,
+    REPORT_ASSET,
+    SALIENCY,
+    SERVING_DEFAULT,
+    TARGET_CLASS,
+    TARGET_CLASS_DEFAULT,
+    signature_name,
+)
 
 __all__ = [
     "APPROXIMATION_ERROR",
-    "REPORT_ASSET",
     "ATTRIBUTIONS",
     "EXPLAIN",
     "EXPLAIN_GRADCAM",
@@ -17,44 +33,23 @@ __all__ = [
     "EXPLAIN_SMOOTHGRAD",
     "IG_OUTPUTS",
     "IMAGES",
+    "LOGITS",
+    "PREDICTED_CLASS",
     "PREDICT_OUTPUTS",
+    "PROBABILITIES",
+    "REPORT_ASSET",
+    "SALIENCY",
     "SERVING_DEFAULT",
     "TARGET_CLASS",
     "TARGET_CLASS_DEFAULT",
 ]
 
-SERVING_DEFAULT = "serving_default"
-EXPLAIN = "explain"
-EXPLAIN_SMOOTHGRAD = "explain_smoothgrad"
-EXPLAIN_INTEGRATED_GRADIENTS = "explain_integrated_gradients"
-EXPLAIN_GRADIENT_X_INPUT = "explain_gradient_x_input"
-EXPLAIN_GRADCAM = "explain_gradcam"
+EXPLAIN_SMOOTHGRAD = signature_name("smoothgrad")
+EXPLAIN_INTEGRATED_GRADIENTS = signature_name("integrated_gradients")
+EXPLAIN_GRADIENT_X_INPUT = signature_name("gradient_x_input")
+EXPLAIN_GRADCAM = signature_name("gradcam")
 #: Export method name (config `[methods] enabled`, CLI `--methods`) → signature name.
 EXPLAIN_SIGNATURES = {
-    "vanilla": EXPLAIN,
-    "smoothgrad": EXPLAIN_SMOOTHGRAD,
-    "integrated_gradients": EXPLAIN_INTEGRATED_GRADIENTS,
-    "gradient_x_input": EXPLAIN_GRADIENT_X_INPUT,
-    "gradcam": EXPLAIN_GRADCAM,
+    m: signature_name(m)
+    for m in ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam")
 }
-
-IMAGES = "images"
-TARGET_CLASS = "target_class"
-#: Recorded in the SignatureDef's `defaults`: −1 asks for the predicted class.
-TARGET_CLASS_DEFAULT = -1
-
-LOGITS = "logits"
-PROBABILITIES = "probabilities"
-PREDICTED_CLASS = "predicted_class"
-SALIENCY = "saliency"
-#: Integrated Gradients only: signed (x − baseline) × mean path gradient, [B,H,W,C].
-ATTRIBUTIONS = "attributions"
-#: Integrated Gradients only: |Σ attributions − Δlogit| / |Δlogit| per example, [B].
-APPROXIMATION_ERROR = "approximation_error"
-
-PREDICT_OUTPUTS = (LOGITS, PROBABILITIES, PREDICTED_CLASS)
-EXPLAIN_OUTPUTS = (*PREDICT_OUTPUTS, TARGET_CLASS, SALIENCY)
-IG_OUTPUTS = (*EXPLAIN_OUTPUTS, ATTRIBUTIONS, APPROXIMATION_ERROR)
-
-#: Where every version directory keeps its export report (relative to the version).
-REPORT_ASSET = Path("assets.extra") / "export_report.json"
