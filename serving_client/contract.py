@@ -1,6 +1,7 @@
 """The serving contract, TensorFlow-free: the names TF Serving clients depend on.
 
-One home for the signature names, input and output aliases and the version-directory layout.
+One home for the signature names, input and output aliases, the TensorFlow ``DataType``
+numbers, the input formats and the version-directory layout.
 The exporter, the bundled server and the client all import these names from here; change
 nothing lightly, since deployed clients depend on them.
 
@@ -11,15 +12,23 @@ method ``<name>`` is ``explain_<name>``. Which methods an export has is read fro
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 __all__ = [
     "APPROXIMATION_ERROR",
+    "ASSETS_EXTRA",
     "ATTRIBUTIONS",
+    "DataType",
     "EXPLAIN",
     "EXPLAIN_OUTPUTS",
+    "FLOAT32",
     "IG_OUTPUTS",
     "IMAGES",
+    "IMAGE_BYTES",
+    "INPUT_FORMATS",
+    "INPUT_FORMAT_DTYPES",
     "LOGITS",
     "PREDICTED_CLASS",
     "PREDICT_OUTPUTS",
@@ -29,8 +38,12 @@ __all__ = [
     "SERVING_DEFAULT",
     "TARGET_CLASS",
     "TARGET_CLASS_DEFAULT",
+    "UINT8",
     "VANILLA",
+    "WARMUP_ASSET",
+    "input_format_of_dtype",
     "method_of_signature",
+    "methods_of_signatures",
     "signature_name",
 ]
 
@@ -58,8 +71,64 @@ PREDICT_OUTPUTS = (LOGITS, PROBABILITIES, PREDICTED_CLASS)
 EXPLAIN_OUTPUTS = (*PREDICT_OUTPUTS, TARGET_CLASS, SALIENCY)
 IG_OUTPUTS = (*EXPLAIN_OUTPUTS, ATTRIBUTIONS, APPROXIMATION_ERROR)
 
+
+class DataType(enum.IntEnum):
+    """TensorFlow's ``DataType`` numbers (``types.proto``) the contract and the codec name.
+
+    The numbers are the wire format's, so they never change; a test pins them against
+    TensorFlow's own enum.
+    """
+
+    DT_INVALID = 0
+    DT_FLOAT = 1
+    DT_DOUBLE = 2
+    DT_INT32 = 3
+    DT_UINT8 = 4
+    DT_INT16 = 5
+    DT_INT8 = 6
+    DT_STRING = 7
+    DT_COMPLEX64 = 8
+    DT_INT64 = 9
+    DT_BOOL = 10
+    DT_QINT8 = 11
+    DT_QUINT8 = 12
+    DT_QINT32 = 13
+    DT_BFLOAT16 = 14
+    DT_QINT16 = 15
+    DT_QUINT16 = 16
+    DT_UINT16 = 17
+    DT_COMPLEX128 = 18
+    DT_HALF = 19
+    DT_RESOURCE = 20
+    DT_VARIANT = 21
+    DT_UINT32 = 22
+    DT_UINT64 = 23
+
+
+#: Input formats of the ``images`` input (``input.format`` in the export config).
+FLOAT32 = "float32"
+UINT8 = "uint8"
+IMAGE_BYTES = "image_bytes"
+INPUT_FORMATS: tuple[str, ...] = (FLOAT32, UINT8, IMAGE_BYTES)
+#: The ``images`` input's dtype in every signature, by input format.
+INPUT_FORMAT_DTYPES: dict[str, DataType] = {
+    FLOAT32: DataType.DT_FLOAT,
+    UINT8: DataType.DT_UINT8,
+    IMAGE_BYTES: DataType.DT_STRING,
+}
+_FORMAT_OF_DTYPE = {int(dtype): name for name, dtype in INPUT_FORMAT_DTYPES.items()}
+
+#: The version directory's extra assets, beside ``saved_model.pb`` and ``variables/``.
+ASSETS_EXTRA = PurePosixPath("assets.extra")
 #: Where every version directory keeps its export report (relative to the version).
-REPORT_ASSET = PurePosixPath("assets.extra") / "export_report.json"
+REPORT_ASSET = ASSETS_EXTRA / "export_report.json"
+#: TF Serving's warmup file (a TFRecord of PredictionLogs), relative to the version.
+WARMUP_ASSET = ASSETS_EXTRA / "tf_serving_warmup_requests"
+
+
+def input_format_of_dtype(dtype: int) -> str | None:
+    """The input format whose ``images`` input has DataType ``dtype``, or ``None`` if none has."""
+    return _FORMAT_OF_DTYPE.get(int(dtype))
 
 
 def signature_name(method: str) -> str:
@@ -78,3 +147,17 @@ def method_of_signature(signature: str) -> str | None:
     if signature.startswith(_EXPLAIN_PREFIX) and len(signature) > len(_EXPLAIN_PREFIX):
         return signature[len(_EXPLAIN_PREFIX) :]
     return None
+
+
+def methods_of_signatures(signatures: Iterable[str]) -> dict[str, str]:
+    """The explanation methods an export serves, method → signature, in signature order.
+
+    A method exists exactly when its signature does: this is how the client (and anything
+    else) learns an export's methods from its metadata instead of from a hand-kept list.
+    """
+    methods: dict[str, str] = {}
+    for signature in signatures:
+        method = method_of_signature(signature)
+        if method is not None:
+            methods[method] = signature
+    return methods
