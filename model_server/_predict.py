@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from tensorflow.core.framework import tensor_pb2
 
+from serving_client.contract import SERVING_DEFAULT
+
 from ._batching import BatchScheduler
 from ._errors import ServingError, code_from_number, failed_precondition, invalid_argument
 from ._servable import LoadedServable
@@ -18,7 +20,7 @@ from ._tensor_codec import (
     tensor_proto_to_ndarray,
 )
 
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = SERVING_DEFAULT
 
 # A request input: a TensorProto (gRPC) or an array already decoded by the REST codec.
 InputValue = tensor_pb2.TensorProto | np.ndarray
