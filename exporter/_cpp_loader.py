@@ -35,7 +35,7 @@ import tempfile
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn, cast
 
 import numpy as np
 
@@ -227,6 +227,9 @@ class CppRuntime:
             stderr=self._stderr,
             env=child_env,
         )
+        # Both are pipes (PIPE above), never None; Popen's types cannot say so.
+        self._stdin = cast(IO[bytes], self._process.stdin)
+        self._stdout = cast(IO[bytes], self._process.stdout)
         self._finalizer = weakref.finalize(self, _kill, self._process, self._stderr)
         self._closed = False
         hello = self._receive("library")
@@ -262,15 +265,15 @@ class CppRuntime:
             raise CppLoaderError("The runtime is closed.", code=None, library=self.library, stage=op)
         data = dump_frame((op, args))
         try:
-            self._process.stdin.write(_HEADER.pack(len(data)) + data)
-            self._process.stdin.flush()
+            self._stdin.write(_HEADER.pack(len(data)) + data)
+            self._stdin.flush()
         except (BrokenPipeError, OSError):
             self._died(op)
         return self._receive(op)
 
     def _read(self, size: int, op: str) -> bytes:
         selector = selectors.DefaultSelector()
-        selector.register(self._process.stdout, selectors.EVENT_READ)
+        selector.register(self._stdout, selectors.EVENT_READ)
         chunks, remaining = [], size
         try:
             while remaining:
@@ -280,7 +283,7 @@ class CppRuntime:
                         f"No answer within {self.timeout:.0f} s; the child was killed.",
                         code=None, library=self.library, stage=op,
                     )
-                chunk = os.read(self._process.stdout.fileno(), remaining)
+                chunk = os.read(self._stdout.fileno(), remaining)
                 if not chunk:
                     self._died(op)
                 chunks.append(chunk)
@@ -298,7 +301,7 @@ class CppRuntime:
             self._kill()
         raise CppLoaderError(payload["message"], code=payload["code"], library=self.library, stage=payload["stage"])
 
-    def _died(self, op: str) -> None:
+    def _died(self, op: str) -> NoReturn:
         try:
             returncode = self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -327,8 +330,8 @@ class CppRuntime:
         self._closed = True
         try:
             data = dump_frame(("exit", {}))
-            self._process.stdin.write(_HEADER.pack(len(data)) + data)
-            self._process.stdin.close()
+            self._stdin.write(_HEADER.pack(len(data)) + data)
+            self._stdin.close()
             self._process.wait(timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             pass

@@ -30,7 +30,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -125,6 +125,10 @@ class CApi:
             function = getattr(self._lib, name)
             function.restype, function.argtypes = restype, argtypes
             setattr(self, name, function)
+
+    if TYPE_CHECKING:
+        # The TF_* functions are set from _SIGNATURES above; to the checker they are Any.
+        def __getattr__(self, name: str) -> Any: ...
 
     def check(self, status: int, what: str) -> None:
         """Raises RequestError with TF's code and message unless `status` is OK."""
@@ -233,9 +237,9 @@ class _Session:
             for i in range(len(feeds)):
                 if tensors[i]:
                     api.TF_DeleteTensor(tensors[i])
-            for buffer in (options, metadata):
-                if buffer:
-                    api.TF_DeleteBuffer(buffer)
+            for handle in (options, metadata):
+                if handle:
+                    api.TF_DeleteBuffer(handle)
             api.TF_DeleteStatus(status)
         return result, seconds, metadata_bytes
 
@@ -263,8 +267,10 @@ class _Session:
         ctypes.memmove(api.TF_TensorData(tensor), array.ctypes.data, array.nbytes)
         return tensor
 
-    def _array(self, tensor: int) -> np.ndarray:
+    def _array(self, tensor: int | None) -> np.ndarray:
         api = self.api
+        if not tensor:
+            raise RequestError("TF_SessionRun reported OK but returned no tensor for a fetch.", 13)
         dtype = api.TF_TensorType(tensor)
         shape = tuple(api.TF_Dim(tensor, d) for d in range(api.TF_NumDims(tensor)))
         data = api.TF_TensorData(tensor)

@@ -117,29 +117,27 @@ def _run(args: argparse.Namespace) -> Any:
     if args.command == "verify":
         from exporter._verify_dir import verify_version
 
-        result = verify_version(
+        return verify_version(
             args.dir,
             runtimes=split_list(args.runtimes) or (),
             evaluate=args.evaluate,
             model=args.model,
             images=args.images,
         )
-    else:
-        from exporter._diff import DriftThresholds, diff_versions
+    from exporter._diff import DriftThresholds, diff_versions
 
-        result = diff_versions(
-            args.old,
-            args.new,
-            images=args.images,
-            num_images=args.num_images,
-            allow_class_change=args.allow_class_change,
-            thresholds=DriftThresholds(
-                min_agreement=args.min_agreement,
-                max_probability_shift=args.max_probability_shift,
-                max_mean_dissimilarity=args.max_mean_dissimilarity,
-                max_dissimilarity=args.max_dissimilarity,
-                min_mean_spearman=args.min_mean_spearman,
-            ),
-            signatures=split_list(args.signatures),
-        )
-    return result
+    return diff_versions(
+        args.old,
+        args.new,
+        images=args.images,
+        num_images=args.num_images,
+        allow_class_change=args.allow_class_change,
+        thresholds=DriftThresholds(
+            min_agreement=args.min_agreement,
+            max_probability_shift=args.max_probability_shift,
+            max_mean_dissimilarity=args.max_mean_dissimilarity,
+            max_dissimilarity=args.max_dissimilarity,
+            min_mean_spearman=args.min_mean_spearman,
+        ),
+        signatures=split_list(args.signatures),
+    )

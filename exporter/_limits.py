@@ -198,6 +198,9 @@ class SignatureLimits:
         """
         if self._measuring:
             return None
+        return self._limit(name)
+
+    def _limit(self, name: str) -> int:
         explicit = self.config.explicit(name)
         if explicit is not None:
             return explicit
@@ -216,7 +219,7 @@ class SignatureLimits:
 
     def maxima(self) -> dict[str, int]:
         """Signature name → maximum batch, for every registered signature."""
-        return {name: self.maximum(name) for name in self._functions}
+        return {name: self._limit(name) for name in self._functions}
 
     def cost(self, name: str) -> SignatureCost:
         """The measured cost of `name` (traced on first call)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 PolicyKind = Literal["latest", "specific", "all"]
 
@@ -110,7 +110,8 @@ def parse_model_config_file(path: str | Path) -> list[ModelConfig]:
     return parse_model_config_text(text, source=str(path))
 
 
-def _policy_from_proto(policy) -> VersionPolicy:
+def _policy_from_proto(policy: Any) -> VersionPolicy:
+    # `policy` is a tensorflow_serving ModelVersionPolicy message (no stubs: Any).
     which = policy.WhichOneof("policy_choice")
     if which == "all":
         return VersionPolicy("all")

@@ -256,7 +256,8 @@ def _check_leaf(value: Any, dtype: int) -> None:
     types, bounds, _ = kinds
     if isinstance(value, bool) != (dtype == types_pb2.DT_BOOL) or not isinstance(value, types):
         raise _type_error(value, dtype)
-    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+    # Only integer kinds have bounds, so `value` is an int here.
+    if bounds is not None and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
         raise _type_error(value, dtype)
 
 

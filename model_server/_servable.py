@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class LoadedServable:
@@ -14,7 +17,10 @@ class LoadedServable:
     requests.
     """
 
-    def __init__(self, name: str, version: int, path: Path, graph, session, meta_graph) -> None:
+    def __init__(
+        self, name: str, version: int, path: Path, graph: Any, session: Any, meta_graph: Any
+    ) -> None:
+        """Args are TF objects (tf.Graph, tf.compat.v1.Session, MetaGraphDef): Any to the checker."""
         self.name = name
         self.version = version
         self.path = path
@@ -25,10 +31,10 @@ class LoadedServable:
         self._refs = 0
         self._closed = False
         self._cond = threading.Condition()
-        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], object] = {}
+        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
         self._callables_lock = threading.Lock()
 
-    def run(self, fetches: list[str], feeds: dict) -> list:
+    def run(self, fetches: list[str], feeds: dict[str, Any]) -> list[Any]:
         """One session run by tensor names, through a callable cached per (fetches, feed names).
 
         `Session.run(fetches, feed_dict)` rebuilds its fetch and feed handlers in Python on
@@ -98,11 +104,9 @@ def load_saved_model(name: str, version: int, path: Path) -> LoadedServable:
     return LoadedServable(name, version, path, graph, session, meta_graph)
 
 
-def _quiet_deprecations():
+def _quiet_deprecations() -> contextlib.AbstractContextManager[Any]:
     # The TF1 loader is deprecated in favour of tf.saved_model.load, but it is exactly the path
     # TF Serving takes, so its warning is noise here.
-    import contextlib
-
     try:
         from tensorflow.python.util import deprecation
     except ImportError:  # private module moved: keep the warning rather than fail

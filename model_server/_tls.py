@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import grpc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +52,7 @@ class SslOptions:
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from exc
 
-    def server_credentials(self):
+    def server_credentials(self) -> grpc.ServerCredentials:
         """``grpc.ServerCredentials`` for ``add_secure_port``."""
         import grpc
 

@@ -26,18 +26,19 @@ def _to_image(array: np.ndarray, size: int) -> Image.Image:
     low, high = float(a.min()), float(a.max())
     a = (a - low) / (high - low) if high > low else np.zeros_like(a)
     tile = Image.fromarray((a * 255).round().astype(np.uint8))
-    return tile.convert("RGB").resize((size, size), Image.NEAREST)
+    return tile.convert("RGB").resize((size, size), Image.Resampling.NEAREST)
 
 
 def _heat(saliency: np.ndarray, size: int) -> Image.Image:
     """A [0,1] map as a black → red → yellow heat tile (no colormap library)."""
     s = np.clip(np.nan_to_num(np.asarray(saliency, np.float64)), 0.0, 1.0)
     rgb = np.stack([np.clip(2 * s, 0, 1), np.clip(2 * s - 1, 0, 1), np.zeros_like(s)], axis=-1)
-    return Image.fromarray((rgb * 255).round().astype(np.uint8)).resize((size, size), Image.NEAREST)
+    return Image.fromarray((rgb * 255).round().astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
 
 
 def _chart(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
-           curves: list[tuple[str, tuple[float, ...], tuple[int, int, int], float]], font) -> None:
+           curves: list[tuple[str, tuple[float, ...], tuple[int, int, int], float]],
+           font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
     """Axes [0,1]×[0,1] in `box`, one polyline per curve, a legend with the AUCs."""
     left, top, right, bottom = box
     x0, y0, x1, y1 = left + 34, top + 18, right - 8, bottom - 26
