@@ -10,7 +10,6 @@ TF Serving failure this catches before rollout.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from exporter import _contract as c
 from exporter._cpp_loader import CppLoaderError, CppRuntime
 from exporter._verify import scaled_tolerance
 from exporter._verify_cpp import compare_outputs, serving_signatures
-from exporter._verify_dir import REPORT_ASSET
+from serving_client.report import read_report
 
 __all__ = [
     "MATRIX_RTOL", "Cell", "MatrixExport", "format_grid", "format_table", "matrix_tolerance", "run_matrix",
@@ -38,8 +37,7 @@ def matrix_tolerance(export_dir: Path) -> float:
     round differently (one float16 ulp is 9.8e-4): the report's `verification.compute_dtype`
     says which, and `exporter._verify` scales its float32 tolerances the same way.
     """
-    report = json.loads((Path(export_dir) / REPORT_ASSET).read_text())
-    compute_dtype = report.get("verification", {}).get("compute_dtype", "float32")
+    compute_dtype = read_report(export_dir).verification.compute_dtype
     return scaled_tolerance(MATRIX_RTOL, compute_dtype, 1.0)
 
 

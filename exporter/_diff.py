@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +36,8 @@ import numpy as np
 
 from exporter import _contract as c
 from exporter._errors import ConfigError
-from exporter._verify_dir import REPORT_ASSET, input_config, reference_samples
+from exporter._verify_dir import input_config, reference_samples
+from serving_client.report import ExportReport, ReportError, read_report
 
 __all__ = [
     "ADDED",
@@ -189,8 +189,8 @@ def _shape_kind(old: list[int] | None, new: list[int] | None, is_input: bool, cl
     return COMPATIBLE, "; ".join(notes) or "batch dimension becomes dynamic"
 
 
-def _classes(report: Mapping[str, Any]) -> list[str] | None:
-    names = (report.get("export") or {}).get("class_names")
+def _classes(report: ExportReport) -> list[str] | None:
+    names = report.export.class_names
     return list(names) if names else None
 
 
@@ -272,7 +272,7 @@ def compare_contracts(
 # --- (b) drift ---------------------------------------------------------------------------------
 
 
-def load_reference_images(spec: str, report: Mapping[str, Any]) -> np.ndarray:
+def load_reference_images(spec: str, report: ExportReport) -> np.ndarray:
     """Reference images as the old export's float model inputs [N,H,W,C].
 
     Args:
@@ -285,7 +285,7 @@ def load_reference_images(spec: str, report: Mapping[str, Any]) -> np.ndarray:
     Raises:
         ConfigError: A missing file, or images of another size or channel count.
     """
-    shape = tuple(int(d) for d in report["model"]["input_shape"])
+    shape = report.model.input_shape
     if spec == "mnist" or spec.endswith(".npy"):
         from exporter.evaluation._data import load_images, prepare_images
 
@@ -352,8 +352,8 @@ def measure_drift(
     old_dir: Path,
     new_dir: Path,
     images: np.ndarray,
-    old_report: Mapping[str, Any],
-    new_report: Mapping[str, Any],
+    old_report: ExportReport,
+    new_report: ExportReport,
     signatures: Sequence[str],
     thresholds: DriftThresholds,
 ) -> tuple[dict[str, Any], list[str]]:
@@ -417,14 +417,11 @@ def measure_drift(
     return figures, failures
 
 
-def _report(export_dir: Path) -> dict[str, Any]:
-    path = export_dir / REPORT_ASSET
+def _report(export_dir: Path) -> ExportReport:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"{path} cannot be read ({error}); expected a version directory written by saliency-export."
-        ) from None
+        return read_report(export_dir)
+    except ReportError as error:
+        raise ConfigError(str(error)) from None
 
 
 def diff_versions(
@@ -484,8 +481,10 @@ def diff_versions(
     else:
         if images is None:
             count = num_images or DEFAULT_NUM_IMAGES
-            settings = {**old_report, "verification": {**old_report["verification"],
-                        "settings": {**(old_report["verification"].get("settings") or {}), "num_samples": count}}}
+            verification = dataclasses.replace(
+                old_report.verification, settings={**old_report.verification.settings, "num_samples": count}
+            )
+            settings = dataclasses.replace(old_report, verification=verification)
             reference, source = reference_samples(settings), "the old report's verification settings"
         elif isinstance(images, str):
             reference, source = load_reference_images(images, old_report), images

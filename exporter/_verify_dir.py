@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +40,7 @@ from exporter._errors import ExportError, VerificationError
 from exporter._files_hash import export_files_sha256
 from exporter._tf1 import recording_runs
 from exporter._warmup import WARMUP_FILE
+from serving_client.report import ExportReport, ReportError, parse_report, read_report
 
 __all__ = ["REPORT_ASSET", "Check", "VerifyResult", "reference_samples", "verify_version"]
 
@@ -109,33 +109,29 @@ class _Skipped(Exception):
     """A check that cannot run (its reason)."""
 
 
-def _read_report(export_dir: Path) -> dict[str, Any]:
-    path = export_dir / REPORT_ASSET
-    if not path.is_file():
-        raise _Failed(
-            f"{path} is missing: expected a version directory written by saliency-export "
-            "(BASE/<version>, e.g. models/mnist/1)."
-        )
+def _read_report(export_dir: Path) -> ExportReport:
     try:
-        report = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise _Failed(f"{path} is not valid JSON: {error}.") from None
-    missing = [key for key in ("export", "model", "signatures", "verification") if key not in report]
-    if missing:
-        raise _Failed(f"{path} lacks the sections {missing}; expected export, model, signatures, verification.")
-    return report
+        return read_report(export_dir)
+    except ReportError as error:
+        raise _Failed(str(error)) from None
 
 
-def _verification_config(report: Mapping[str, Any]) -> VerificationConfig:
+def _typed(report: ExportReport | Mapping[str, Any]) -> ExportReport:
+    """The typed report (a report dict, e.g. an `ExportResult.report`, is typed here)."""
+    return report if isinstance(report, ExportReport) else parse_report(report)
+
+
+def _verification_config(report: ExportReport | Mapping[str, Any]) -> VerificationConfig:
     """The export's `VerificationConfig` from its report (defaults for older reports)."""
-    settings = dict(report["verification"].get("settings") or {})
+    verification = _typed(report).verification
     known = {f.name for f in dataclasses.fields(VerificationConfig)}
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in known}
-    kwargs.setdefault("num_samples", int(report["verification"].get("samples", VerificationConfig().num_samples)))
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in verification.settings.items() if k in known}
+    if verification.samples is not None:
+        kwargs.setdefault("num_samples", verification.samples)
     return VerificationConfig(**kwargs)
 
 
-def reference_samples(report: Mapping[str, Any]) -> np.ndarray:
+def reference_samples(report: ExportReport | Mapping[str, Any]) -> np.ndarray:
     """The verification samples of an export, regenerated from its report: float [N,H,W,C].
 
     The exporter draws them uniformly in `sample_range` with `seed`; the report records
@@ -145,27 +141,27 @@ def reference_samples(report: Mapping[str, Any]) -> np.ndarray:
     ones it would have drawn: still deterministic, so two runs see the same images.
     """
     config = _verification_config(report)
-    shape = tuple(int(d) for d in report["model"]["input_shape"])
+    shape = _typed(report).model.input_shape
     low, high = config.sample_range
     return np.random.default_rng(config.seed).uniform(low, high, (config.num_samples, *shape)).astype(np.float32)
 
 
-def input_config(report: Mapping[str, Any]) -> InputConfig:
+def input_config(report: ExportReport | Mapping[str, Any]) -> InputConfig:
     """The export's `InputConfig`, from its report (float32 for reports that predate formats)."""
-    return InputConfig(**(report["export"].get("input") or {}))
+    return InputConfig(**_typed(report).export.input)
 
 
-def _methods(report: Mapping[str, Any]) -> Any:
+def _methods(report: ExportReport) -> Any:
     from exporter.evaluation._maps import methods_config_from_report
 
-    return methods_config_from_report(report)
+    return methods_config_from_report(report.raw)
 
 
 # --- 2. files hash -------------------------------------------------------------------------
 
 
-def _check_files_hash(export_dir: Path, report: Mapping[str, Any]) -> Check:
-    recorded = (report.get("export_files") or {}).get("sha256")
+def _check_files_hash(export_dir: Path, report: ExportReport) -> Check:
+    recorded = report.export_files.sha256 if report.export_files is not None else None
     if not recorded:
         raise _Skipped("the report records no export-files hash (exported before saliency-export recorded one)")
     actual = export_files_sha256(export_dir, [REPORT_ASSET])
@@ -197,6 +193,12 @@ def _signature_defs(export_dir: Path) -> dict[str, Any]:
     return dict(saved_model.meta_graphs[0].signature_def)
 
 
+def _method_outputs(method: str) -> tuple[str, ...]:
+    from exporter import methods
+
+    return methods.get(method).outputs
+
+
 def expected_shapes(
     signature: str, input_shape: Sequence[int], num_classes: int, input_format: str
 ) -> dict[str, list[int]]:
@@ -210,12 +212,13 @@ def expected_shapes(
     }
     if signature != c.SERVING_DEFAULT:
         shapes.update({c.TARGET_CLASS: [-1], c.SALIENCY: [-1, h, w]})
-    if signature == c.EXPLAIN_INTEGRATED_GRADIENTS:
+    method = c.method_of_signature(signature)
+    if method is not None and c.ATTRIBUTIONS in _method_outputs(method):
         shapes.update({c.ATTRIBUTIONS: [-1, h, w, ch], c.APPROXIMATION_ERROR: [-1]})
     return shapes
 
 
-def _check_contract(export_dir: Path, report: Mapping[str, Any]) -> tuple[Check, dict[str, Any]]:
+def _check_contract(export_dir: Path, report: ExportReport) -> tuple[Check, dict[str, Any]]:
     from exporter._report import signature_specs
     from exporter._verify import check_contract
 
@@ -227,8 +230,8 @@ def _check_contract(export_dir: Path, report: Mapping[str, Any]) -> tuple[Check,
         raise _Failed(str(error)) from None
     specs = signature_specs(export_dir)
     problems = []
-    input_shape = report["model"]["input_shape"]
-    num_classes = int(report["model"]["num_classes"])
+    input_shape = list(report.model.input_shape)
+    num_classes = report.model.num_classes
     for name, spec in specs.items():
         expected = expected_shapes(name, input_shape, num_classes, fmt)
         for alias, info in {**spec["inputs"], **spec["outputs"]}.items():
@@ -237,10 +240,9 @@ def _check_contract(export_dir: Path, report: Mapping[str, Any]) -> tuple[Check,
         for alias, value in spec["defaults"].items():
             if alias == c.TARGET_CLASS and value != [c.TARGET_CLASS_DEFAULT]:
                 problems.append(f"{name}/target_class defaults to {value}, expected [{c.TARGET_CLASS_DEFAULT}]")
-    if specs != report["signatures"]:
-        changed = sorted(set(specs) ^ set(report["signatures"])) or sorted(
-            n for n in specs if specs[n] != report["signatures"].get(n)
-        )
+    recorded = report.raw["signatures"]
+    if specs != recorded:
+        changed = sorted(set(specs) ^ set(recorded)) or sorted(n for n in specs if specs[n] != recorded.get(n))
         problems.append(f"the SignatureDefs differ from those recorded in the report (signatures {changed})")
     if problems:
         raise _Failed("; ".join(problems) + ".")
@@ -281,7 +283,7 @@ def _check_outputs(name: str, out: Mapping[str, np.ndarray], count: int, problem
 
 
 def _check_tf1(
-    export_dir: Path, report: Mapping[str, Any], signature_defs: Mapping[str, Any]
+    export_dir: Path, report: ExportReport, signature_defs: Mapping[str, Any]
 ) -> tuple[Check, Any]:
     from exporter._inputs import encode_samples
     from exporter._tf1 import Tf1SavedModel
@@ -339,7 +341,7 @@ def _check_tf1(
 # --- 5. warmup -------------------------------------------------------------------------------
 
 
-def _check_warmup(export_dir: Path, report: Mapping[str, Any], saved: Any) -> Check:
+def _check_warmup(export_dir: Path, report: ExportReport, saved: Any) -> Check:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -347,7 +349,7 @@ def _check_warmup(export_dir: Path, report: Mapping[str, Any], saved: Any) -> Ch
     if not path.is_file():
         raise _Failed(f"{path} is missing; TF Serving would serve the first requests cold.")
     signatures = saved.signature_defs
-    name = report["model"].get("name")
+    name = report.model.name
     covered: dict[str, list[int]] = {}
     index = -1
     try:
@@ -383,13 +385,13 @@ def _check_warmup(export_dir: Path, report: Mapping[str, Any], saved: Any) -> Ch
     missing = sorted(s for s in signatures if not s.startswith("__") and s not in covered)
     if missing:
         raise _Failed(f"{WARMUP_FILE} has no request for {missing} ({index + 1} records)")
-    wanted = [int(b) for b in report["export"].get("warmup_batch_sizes") or []]
-    limits = ((report.get("limits") or {}).get("signatures")) or {}
+    wanted = list(report.export.warmup_batch_sizes)
+    limits = report.limits.signatures if report.limits is not None else {}
     odd = []
     for signature, sizes in sorted(covered.items()):
         # Batches over a signature's [limits] maximum are warmed at that maximum.
-        ceiling = (limits.get(signature) or {}).get("max_batch")
-        expected = sorted(dict.fromkeys(b if ceiling is None else min(b, int(ceiling)) for b in wanted))
+        ceiling = limits[signature].max_batch if signature in limits else None
+        expected = sorted(dict.fromkeys(b if ceiling is None else min(b, ceiling) for b in wanted))
         if wanted and sorted(sizes) != expected:
             odd.append(f"{signature} {sorted(sizes)} (expected {expected})")
     if odd:
@@ -456,7 +458,7 @@ def _check_cpp(cpp_check: Any, tf1_runs: list[Any], runtime: str | None) -> Chec
 # --- 7. evaluation ---------------------------------------------------------------------------
 
 
-def _check_evaluation(export_dir: Path, report: Mapping[str, Any], model: str | None, images: str | None) -> Check:
+def _check_evaluation(export_dir: Path, report: ExportReport, model: str | None, images: str | None) -> Check:
     from exporter.evaluation import evaluate_export
 
     try:
@@ -538,11 +540,11 @@ def verify_version(
     checks: list[Check] = []
     later = ["files_hash", "contract", "tf1_loader", "warmup", "cpp_loader",
              *[f"cpp_loader:{r}" for r in runtimes], *(["evaluation"] if evaluate else [])]
-    reports: list[dict[str, Any]] = []
+    reports: list[ExportReport] = []
 
     def report_step() -> Check:
         reports.append(_read_report(export_dir))
-        return Check("report", _OK, f"{REPORT_ASSET} parses", {"model": reports[0]["model"].get("name")})
+        return Check("report", _OK, f"{REPORT_ASSET} parses", {"model": reports[0].model.name})
 
     _timed("report", checks, report_step)
     if not reports:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import logging
 import math
 import struct
@@ -27,15 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from serving_client.contract import IMAGES, REPORT_ASSET
+from serving_client.report import ReportError, read_report
+
 from ._errors import invalid_argument
 
 __all__ = ["ExportLimits", "RequestLimits", "declared_size", "read_limits"]
 
 log = logging.getLogger("model_server")
 
-REPORT = Path("assets.extra") / "export_report.json"
-#: The signatures' image input (the exporter's contract, `exporter._contract.IMAGES`).
-IMAGES = "images"
+REPORT = Path(REPORT_ASSET)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,27 +59,20 @@ def read_limits(version_dir: Path) -> ExportLimits | None:
     A report that is present but unreadable is logged and ignored: the graph still enforces
     its own limits.
     """
-    path = Path(version_dir) / REPORT
-    try:
-        section = json.loads(path.read_text()).get("limits")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, AttributeError) as exc:
-        log.warning("ignoring the limits of %s: unreadable export report (%s)", path, exc)
-        return None
-    if not isinstance(section, dict):
+    if not (Path(version_dir) / REPORT_ASSET).exists():
         return None
     try:
-        max_batch = {name: int(entry["max_batch"]) for name, entry in section.get("signatures", {}).items()}
-        image = section.get("input") or {}
-        return ExportLimits(
-            max_batch=max_batch,
-            max_pixels=int(image["max_pixels"]) if "max_pixels" in image else None,
-            max_image_bytes=int(image["max_image_bytes"]) if "max_image_bytes" in image else None,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        log.warning("ignoring the limits of %s: malformed limits section (%s)", path, exc)
+        report = read_report(version_dir)
+    except ReportError as exc:
+        log.warning("ignoring the limits of %s: %s", version_dir, exc)
         return None
+    if report.limits is None:
+        return None
+    return ExportLimits(
+        max_batch={name: entry.max_batch for name, entry in report.limits.signatures.items()},
+        max_pixels=report.limits.max_pixels,
+        max_image_bytes=report.limits.max_image_bytes,
+    )
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:

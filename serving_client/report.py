@@ -255,8 +255,8 @@ def read_report(version_dir: str | Path) -> ExportReport:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReportError(
-            f"{path} is missing: expected a version directory written by saliency-export "
-            "(BASE/<version>, e.g. models/mnist/1)."
+            f"{path} is missing: {version_dir} is not a saliency-serving export version directory "
+            "(expected BASE/<version> written by saliency-export, e.g. models/mnist/1)."
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ReportError(f"{path} cannot be read: {error}.") from None
