@@ -1,0 +1,225 @@
+"""The export a batch job explains: which version, which signature, what its ``images`` take.
+
+Also the Beam :class:`~apache_beam.ml.inference.base.ModelHandler` that runs one named
+signature. Beam's own ``TFModelHandlerNumpy`` loads with ``tf.keras.models.load_model`` (Keras 3
+cannot read a TF Serving SavedModel) and imports ``tensorflow_hub``; a TF Serving export is read
+with ``tf.saved_model.load`` and called through ``signatures[name]``, as the server does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from serving_client import contract
+
+__all__ = ["ExportSignature", "SignatureModelHandler", "read_signature", "resolve_version"]
+
+_VERSION = re.compile(r"^\d+$")
+#: Input formats of ``images``, as the export report names them.
+FLOAT32, UINT8, IMAGE_BYTES = "float32", "uint8", "image_bytes"
+
+
+@dataclass(frozen=True)
+class ExportSignature:
+    """What a batch job needs to know about one explanation signature of one version.
+
+    Attributes:
+        version_path: the version directory (``.../<base>/<N>``).
+        version: ``N``.
+        signature: e.g. ``explain`` or ``explain_integrated_gradients``.
+        input_format: ``float32``, ``uint8`` or ``image_bytes``.
+        image_shape: ``(H, W, C)`` of ``images`` (``None`` entries for image_bytes).
+        outputs: the signature's output names.
+    """
+
+    version_path: str
+    version: int
+    signature: str
+    input_format: str
+    image_shape: tuple[int | None, int | None, int | None]
+    outputs: tuple[str, ...]
+
+
+def resolve_version(model_base_path: str) -> tuple[str, int]:
+    """A version directory as given, or the newest numeric version under a base directory.
+
+    Args:
+        model_base_path: ``.../<base>/<N>`` (has ``saved_model.pb``) or ``.../<base>``.
+
+    Returns:
+        ``(version_path, version)``.
+
+    Raises:
+        FileNotFoundError: if neither it nor any numeric subdirectory holds ``saved_model.pb``.
+    """
+    import tensorflow as tf
+
+    path = model_base_path.rstrip("/")
+    name = path.rsplit("/", 1)[-1]
+    if tf.io.gfile.exists(f"{path}/saved_model.pb"):
+        if not _VERSION.match(name):
+            raise FileNotFoundError(
+                f"{model_base_path!r} holds a SavedModel but is not a numeric version directory; "
+                "pass the version directory (.../<base>/<N>) or its base directory."
+            )
+        return path, int(name)
+    if not tf.io.gfile.isdir(path):
+        raise FileNotFoundError(f"--model_base_path {model_base_path!r} does not exist.")
+    versions = sorted(
+        int(entry.rstrip("/"))
+        for entry in tf.io.gfile.listdir(path)
+        if _VERSION.match(entry.rstrip("/")) and tf.io.gfile.exists(f"{path}/{entry.rstrip('/')}/saved_model.pb")
+    )
+    if not versions:
+        raise FileNotFoundError(
+            f"--model_base_path {model_base_path!r} has no numeric version directory with a "
+            "saved_model.pb; expected .../<base>/<N>/saved_model.pb."
+        )
+    return f"{path}/{versions[-1]}", versions[-1]
+
+
+def read_signature(model_base_path: str, signature: str) -> ExportSignature:
+    """Read ``signature``'s input format and outputs from ``saved_model.pb`` (no variables).
+
+    Raises:
+        FileNotFoundError: see :func:`resolve_version`.
+        ValueError: if the signature is not an explanation signature of this export, or its
+            ``images`` input is not one of the contract's formats.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    version_path, version = resolve_version(model_base_path)
+    if contract.method_of_signature(signature) is None:
+        raise ValueError(
+            f"--signature {signature!r} is not an explanation signature; expected "
+            f"{contract.EXPLAIN!r} or {contract.EXPLAIN}_<method>."
+        )
+    saved = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(f"{version_path}/saved_model.pb", "rb") as stream:
+        saved.ParseFromString(stream.read())
+    signatures = saved.meta_graphs[0].signature_def
+    if signature not in signatures:
+        available = sorted(n for n in signatures if contract.method_of_signature(n) is not None)
+        raise ValueError(
+            f"Export {version_path!r} has no signature {signature!r}; its explanation "
+            f"signatures are {', '.join(available) or 'none'}."
+        )
+    definition = signatures[signature]
+    if contract.IMAGES not in definition.inputs:
+        raise ValueError(
+            f"Signature {signature!r} of {version_path!r} has no {contract.IMAGES!r} input; "
+            f"it takes {', '.join(sorted(definition.inputs))}."
+        )
+    info = definition.inputs[contract.IMAGES]
+    dtype = tf.dtypes.as_dtype(info.dtype)
+    dims = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
+    if dtype == tf.string and len(dims) == 1:
+        return ExportSignature(
+            version_path, version, signature, IMAGE_BYTES, (None, None, None),
+            tuple(sorted(definition.outputs)),
+        )
+    if dtype not in (tf.float32, tf.uint8) or len(dims) != 4 or None in dims[1:]:
+        raise ValueError(
+            f"Signature {signature!r} takes {contract.IMAGES!r} as {dtype.name} {list(dims)}; "
+            "expected float32 or uint8 [batch, H, W, C] with known H, W, C, or string [batch]."
+        )
+    return ExportSignature(
+        version_path, version, signature, dtype.name, dims[1:],  # type: ignore[arg-type]
+        tuple(sorted(definition.outputs)),
+    )
+
+
+@dataclass(frozen=True)
+class ExplainInput:
+    """One decoded image ready for the signature: ``pixels`` and the class to explain."""
+
+    pixels: Any  # float32/uint8 [H, W, C], or the encoded bytes for image_bytes exports
+    target_class: int
+
+
+class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
+    """Run one named signature of a TF Serving SavedModel on batches of :class:`ExplainInput`.
+
+    Each :class:`PredictionResult`'s ``inference`` is a dict of numpy arrays, one row of every
+    signature output.
+    """
+
+    def __init__(
+        self,
+        version_path: str,
+        signature: str,
+        *,
+        min_batch_size: int | None = None,
+        max_batch_size: int | None = None,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        """
+        Args:
+            version_path: the version directory to load.
+            signature: the signature to call, e.g. ``explain``.
+            min_batch_size, max_batch_size: passed to Beam's ``BatchElements``.
+            intra_op_threads: TensorFlow's intra-op threads per worker process (``None``:
+                TensorFlow's default, all cores). With several worker processes on one
+                machine, cores / processes avoids oversubscription.
+        """
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+        self._version_path = version_path
+        self._signature = signature
+        self._intra_op_threads = intra_op_threads
+
+    def load_model(self) -> Any:
+        """Load the SavedModel once per worker process; return the signature's function."""
+        import tensorflow as tf
+
+        if self._intra_op_threads is not None:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self._intra_op_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(self._intra_op_threads)
+            except RuntimeError:
+                pass  # this process's runtime is already initialised: keep its setting
+        loaded = tf.saved_model.load(self._version_path)
+        function = loaded.signatures[self._signature]
+        function._loaded_module = loaded  # keep the variables alive with the function
+        return function
+
+    def run_inference(
+        self,
+        batch: Sequence[ExplainInput],
+        model: Any,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        """Call the signature once on the whole batch and split its outputs per example."""
+        import tensorflow as tf
+
+        images = _stack(batch)
+        targets = np.asarray([example.target_class for example in batch], dtype=np.int32)
+        outputs = model(
+            **{contract.IMAGES: tf.constant(images), contract.TARGET_CLASS: tf.constant(targets)}
+        )
+        arrays = {name: tensor.numpy() for name, tensor in outputs.items()}
+        return [
+            PredictionResult(example, {name: values[row] for name, values in arrays.items()})
+            for row, example in enumerate(batch)
+        ]
+
+    def get_num_bytes(self, batch: Sequence[ExplainInput]) -> int:
+        """Bytes of pixels in the batch (Beam's throughput metrics)."""
+        return sum(len(e.pixels) if isinstance(e.pixels, bytes) else e.pixels.nbytes for e in batch)
+
+    def get_metrics_namespace(self) -> str:
+        """The namespace of the RunInference metrics."""
+        return "saliency_batch"
+
+
+def _stack(batch: Sequence[ExplainInput]) -> np.ndarray:
+    first = batch[0].pixels
+    if isinstance(first, bytes):
+        return np.asarray([example.pixels for example in batch], dtype=object)
+    return np.stack([example.pixels for example in batch])

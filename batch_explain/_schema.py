@@ -1,0 +1,81 @@
+"""The pinned Parquet schema of the explanations table, and how one result becomes one row.
+
+Downstream readers (audits, labelling tools, dashboards) depend on these column names and
+types; a test pins them. Change them only with a version note in docs/batch.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from serving_client import contract
+
+__all__ = ["DEAD_LETTER_FIELDS", "OUTPUT_SCHEMA", "row"]
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("model_version", pa.int64(), nullable=False),
+        pa.field("signature", pa.string(), nullable=False),
+        pa.field("predicted_class", pa.int32(), nullable=False),
+        #: probability of the predicted class
+        pa.field("probability", pa.float32(), nullable=False),
+        pa.field("target_class", pa.int32(), nullable=False),
+        #: probability of the explained class
+        pa.field("target_probability", pa.float32(), nullable=False),
+        #: the label feature when the input has one
+        pa.field("label", pa.int32(), nullable=True),
+        #: path methods only (integrated gradients); null otherwise
+        pa.field("approximation_error", pa.float32(), nullable=True),
+        pa.field("logits", pa.list_(pa.float32()), nullable=False),
+        pa.field("probabilities", pa.list_(pa.float32()), nullable=False),
+        #: the [saliency_height, saliency_width] map, row-major
+        pa.field("saliency", pa.list_(pa.float32()), nullable=False),
+        pa.field("saliency_height", pa.int32(), nullable=False),
+        pa.field("saliency_width", pa.int32(), nullable=False),
+        #: the heatmap PNG's path relative to the output directory; null when not drawn
+        pa.field("heatmap", pa.string(), nullable=True),
+    ]
+)
+
+#: Keys of each dead-letter JSON line.
+DEAD_LETTER_FIELDS = ("id", "source", "stage", "reason")
+
+
+def row(
+    key: tuple[str, str, int | None],
+    outputs: dict[str, np.ndarray],
+    *,
+    version: int,
+    signature: str,
+    heatmap: str | None,
+) -> dict[str, Any]:
+    """One table row from one example's signature outputs (see :data:`OUTPUT_SCHEMA`)."""
+    record_id, source, label = key
+    probabilities = np.asarray(outputs[contract.PROBABILITIES], dtype=np.float32)
+    predicted = int(outputs[contract.PREDICTED_CLASS])
+    target = int(outputs[contract.TARGET_CLASS])
+    saliency = np.asarray(outputs[contract.SALIENCY], dtype=np.float32)
+    error = outputs.get(contract.APPROXIMATION_ERROR)
+    return {
+        "id": record_id,
+        "source": source,
+        "model_version": int(version),
+        "signature": signature,
+        "predicted_class": predicted,
+        "probability": float(probabilities[predicted]),
+        "target_class": target,
+        "target_probability": float(probabilities[target]),
+        "label": None if label is None else int(label),
+        "approximation_error": None if error is None else float(error),
+        "logits": np.asarray(outputs[contract.LOGITS], dtype=np.float32).tolist(),
+        "probabilities": probabilities.tolist(),
+        "saliency": saliency.reshape(-1).tolist(),
+        "saliency_height": int(saliency.shape[0]),
+        "saliency_width": int(saliency.shape[1]),
+        "heatmap": heatmap,
+    }
