@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits on --help (0) and usage errors (2)
         return int(exit_.code or 0)
+    if args.command == "ui":
+        return _ui(args)
     try:
         with ServingClient(
             args.server,
@@ -48,6 +50,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) as client:
             return args.run(client, args)
     except (ServingError, OSError, ValueError, TypeError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _ui(args: argparse.Namespace) -> int:
+    """Serve the browser viewer (the ``ui`` extra) until Ctrl-C."""
+    try:
+        from . import ui
+    except ImportError as error:
+        print(
+            f"{PROG}: error: the viewer needs the ui extra ({error.name} is missing); "
+            "install it with: pip install 'saliency-serving[ui]'",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        class_names = None
+        if args.class_names is not None:
+            lines = Path(args.class_names).read_text(encoding="utf-8").splitlines()
+            class_names = tuple(line.strip() for line in lines if line.strip())
+        return ui.serve(
+            server=args.server,
+            model=args.model,
+            host=args.host,
+            port=args.port,
+            allow_remote=args.allow_remote,
+            extra_hosts=args.allowed_host,
+            timeout=args.timeout,
+            max_upload_bytes=round(args.max_upload_mb * 1024 * 1024),
+            class_names=class_names,
+        )
+    except (OSError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
 
@@ -342,6 +376,41 @@ def _parser() -> argparse.ArgumentParser:
         "status", allow_abbrev=False, parents=[common], help="print version states"
     )
     status.set_defaults(run=_status)
+
+    viewer = commands.add_parser(
+        "ui",
+        allow_abbrev=False,
+        help="a local web page: drop images, see each method's map (needs the ui extra)",
+    )
+    viewer.add_argument("--server", required=True, metavar="HOST:PORT", help="gRPC address")
+    viewer.add_argument("--model", metavar="NAME", help="model the page opens with")
+    viewer.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
+    viewer.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free)")
+    viewer.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="permit a --host beyond loopback (the viewer has no authentication)",
+    )
+    viewer.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="another Host name the page is opened by (repeatable)",
+    )
+    viewer.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="deadline per gRPC call (s)"
+    )
+    viewer.add_argument(
+        "--max-upload-mb", type=float, default=8.0, metavar="MB", help="largest image accepted"
+    )
+    viewer.add_argument(
+        "--class-names",
+        metavar="FILE",
+        help="class names, one per line (the export's assets/class_names.txt)",
+    )
     return parser
 
 
