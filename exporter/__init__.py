@@ -16,9 +16,13 @@ from model_server._tf_env import apply_defaults as _apply_tf_defaults
 _apply_tf_defaults()
 
 from exporter._config import (  # noqa: E402
+    INPUT_FORMATS,
     REDUCTIONS,
     EvaluationConfig,
     ExportConfig,
+    InputConfig,
+    LimitsConfig,
+    MethodsConfig,
     VerificationConfig,
     load_config,
 )
@@ -38,10 +42,18 @@ from exporter._export import ExportResult, SaliencyExporter, export_model  # noq
 from exporter._logits import LogitsHead, find_logits  # noqa: E402
 from exporter._tf1 import Tf1SavedModel  # noqa: E402
 from exporter._verify_dir import VerifyResult, verify_version  # noqa: E402
+from exporter.methods import (  # noqa: E402
+    GradCamParams,
+    IntegratedGradientsParams,
+    Method,
+    NoParams,
+    SmoothGradParams,
+)
 
 __all__ = [
     "EXPLAIN",
     "IMAGES",
+    "INPUT_FORMATS",
     "REDUCTIONS",
     "SERVING_DEFAULT",
     "TARGET_CLASS",
@@ -51,10 +63,18 @@ __all__ = [
     "ExportConfig",
     "ExportError",
     "ExportResult",
+    "GradCamParams",
+    "InputConfig",
+    "IntegratedGradientsParams",
+    "LimitsConfig",
     "LogitsHead",
     "LogitsNotFoundError",
+    "Method",
+    "MethodsConfig",
     "ModelLoadError",
+    "NoParams",
     "SaliencyExporter",
+    "SmoothGradParams",
     "Tf1SavedModel",
     "UnsupportedModelError",
     "VerificationConfig",

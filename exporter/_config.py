@@ -1,89 +1,158 @@
-"""Export configuration: a typed, validated view of `configs/export.toml`.
+"""Export configuration: frozen dataclasses shaped like the tables of `configs/export.toml`.
 
-Read with the standard library's `tomllib`; every key is checked so that a typo fails
-loudly instead of being silently ignored.
+The dataclasses are the schema and the only place values are validated (`__post_init__`):
+`load_config` reads TOML with the standard library's `tomllib` and hands the tables to the one
+generic reader (`exporter._config_loader.from_mapping`), so a config built in Python and the
+same values in a file are accepted or refused alike, with the same message. An unknown key
+fails loudly, naming the key, its table and the accepted keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from exporter import _contract as c
+from exporter import methods as _methods
+from exporter._config_loader import (
+    EXTRA,
+    KEY,
+    NOT_READ,
+    TABLE,
+    TABLES,
+    check_bool,
+    check_int,
+    check_int_tuple,
+    check_number,
+    check_optional_str,
+    check_range,
+    check_str,
+    check_str_tuple,
+    from_mapping,
+    set_field,
+)
 from exporter._errors import ConfigError
 
 __all__ = [
-    "METHODS",
+    "INPUT_FORMATS",
     "REDUCTIONS",
     "EvaluationConfig",
     "ExportConfig",
+    "InputConfig",
     "LimitsConfig",
     "MethodsConfig",
     "VerificationConfig",
+    "config_from_mapping",
     "load_config",
+    "methods_from_record",
+    "signature_names",
 ]
 
 #: Channel reductions for the saliency map (gradient [H,W,C] → map [H,W]).
 REDUCTIONS: tuple[str, ...] = ("max_abs", "max", "sum_abs", "l2")
 
-#: Explanation methods that can be exported; `vanilla` (the `explain` signature) always is.
-METHODS: tuple[str, ...] = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam")
+#: Formats of the signatures' `images` input (`[input] format`, `--input-format`).
+INPUT_FORMATS: tuple[str, ...] = ("float32", "uint8", "image_bytes")
+
+# Keys of the flat layout before each method had its own table (old key → where it is now).
+_FLAT_METHOD_KEYS: dict[str, tuple[str, str]] = {
+    "smoothgrad_samples": ("smoothgrad", "samples"),
+    "smoothgrad_noise": ("smoothgrad", "noise"),
+    "smoothgrad_input_range": ("smoothgrad", "input_range"),
+    "smoothgrad_seed": ("smoothgrad", "seed"),
+    "ig_steps": ("integrated_gradients", "steps"),
+    "ig_baseline": ("integrated_gradients", "baseline"),
+    "gradcam_layer": ("gradcam", "layer"),
+}
+
+
+def signature_names() -> tuple[str, ...]:
+    """Every signature an export may have: serving_default and one per registered method."""
+    return (c.SERVING_DEFAULT, *(m.signature for m in _methods.registry()))
 
 
 @dataclasses.dataclass(frozen=True)
 class MethodsConfig:
-    """Which explanation signatures are exported, and their parameters (fixed at export).
+    """`[methods]`: which explanation signatures are exported, and their parameters.
+
+    Each method with parameters has its own table, `[methods.<name>]`, read into the
+    parameters dataclass of its module (e.g. `[methods.smoothgrad]` →
+    `exporter.methods.SmoothGradParams`).
+
+    Example:
+        MethodsConfig(enabled=("smoothgrad",), params=[SmoothGradParams(samples=8)])
 
     Attributes:
-        enabled: Methods to export, from `METHODS`; `vanilla` is added if missing.
-        internal_batch: SmoothGrad/IG evaluate this many copies of each image per
-            in-graph step, so peak memory is O(batch × internal_batch), whatever the
-            sample or step count.
-        smoothgrad_samples: n, the noisy copies averaged by SmoothGrad.
-        smoothgrad_noise: σ as a fraction of the input range (0 gives vanilla gradients).
-        smoothgrad_input_range: (low, high) of the model's inputs; σ = noise × (high − low).
-        smoothgrad_seed: Seed of the stateless noise (same request → same answer).
-        ig_steps: m, the integration intervals of Integrated Gradients (trapezoidal rule,
-            m + 1 gradient evaluations).
-        ig_baseline: The constant baseline image value (0 = black).
-        gradcam_layer: The spatial layer Grad-CAM explains; by default the last layer
-            whose output is [batch, h, w, channels].
+        enabled: Methods to export, from `exporter.methods.names()`; `vanilla` is added if
+            missing; kept in registry order, without duplicates.
+        internal_batch: Methods that evaluate many copies of each image (SmoothGrad, IG)
+            evaluate this many per in-graph step, so peak memory is O(batch ×
+            internal_batch), whatever the sample or step count.
+        params: Method name → its parameters, for every registered method that has
+            parameters (defaults filled in). Given as a mapping or as an iterable of
+            parameter objects (each names its method by its type).
     """
 
-    enabled: tuple[str, ...] = ("vanilla",)
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        old: f"[methods.{table}] {key}" for old, (table, key) in _FLAT_METHOD_KEYS.items()
+    }
+
+    enabled: tuple[str, ...] = (c.VANILLA,)
     internal_batch: int = 32
-    smoothgrad_samples: int = 16
-    smoothgrad_noise: float = 0.15
-    smoothgrad_input_range: tuple[float, float] = (0.0, 1.0)
-    smoothgrad_seed: int = 0
-    ig_steps: int = 64
-    ig_baseline: float = 0.0
-    gradcam_layer: str | None = None
+    params: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={TABLES: _methods.params_types}
+    )
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.enabled if m not in METHODS]
-        if unknown:
+        enabled = check_str_tuple("methods.enabled", self.enabled, allow_empty=True)
+        for name in enabled:
+            _methods.get(name)  # raises naming the unknown method and the known ones
+        # vanilla first and always; registry order otherwise, no duplicates.
+        set_field(self, "enabled", tuple(n for n in _methods.names() if n in (c.VANILLA, *enabled)))
+        check_int("methods.internal_batch", self.internal_batch, minimum=1)
+        set_field(self, "params", _params_by_method(self.params))
+
+    def params_of(self, name: str) -> Any:
+        """The parameters of method `name` (a `NoParams()` for a method without any)."""
+        method = _methods.get(name)
+        return self.params.get(name, method.params_type())
+
+    def replace_params(self, *params: Any) -> MethodsConfig:
+        """A copy with these parameter objects replacing those of their methods."""
+        return dataclasses.replace(self, params={**self.params, **_params_by_method(params, fill=False)})
+
+
+def _params_by_method(params: Mapping[str, Any] | Iterable[Any], *, fill: bool = True) -> dict[str, Any]:
+    """Normalizes `MethodsConfig.params` to {method: params}, in registry order."""
+    types = _methods.params_types()
+    if isinstance(params, Mapping):
+        given = dict(params)
+    else:
+        by_type = {t: name for name, t in types.items()}
+        given = {}
+        for item in params:
+            if type(item) not in by_type:
+                raise ConfigError(
+                    f"methods.params: {item!r} is not the parameters of a registered method; expected "
+                    f"instances of {', '.join(t.__name__ for t in types.values())}."
+                )
+            given[by_type[type(item)]] = item
+    for name, value in given.items():
+        if name not in types:
             raise ConfigError(
-                f"Unknown explanation method {unknown[0]!r}; expected some of {', '.join(METHODS)}."
+                f"methods.params has an entry for {name!r}, which is not a method with parameters; "
+                f"methods with parameters: {', '.join(types)}."
             )
-        # vanilla first and always; order otherwise as in METHODS, no duplicates.
-        object.__setattr__(self, "enabled", tuple(m for m in METHODS if m in ("vanilla", *self.enabled)))
-        for key in ("internal_batch", "smoothgrad_samples", "ig_steps"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1; received {getattr(self, key)}.")
-        if not (math.isfinite(self.smoothgrad_noise) and self.smoothgrad_noise >= 0):
-            raise ConfigError(f"smoothgrad.noise must be a finite number >= 0; received {self.smoothgrad_noise}.")
-        low, high = self.smoothgrad_input_range
-        if not low < high:
-            raise ConfigError(f"smoothgrad.input_range must be [low, high] with low < high; received {[low, high]}.")
-
-
-#: Formats of the signatures' `images` input (`[input] format`, `--input-format`).
-INPUT_FORMATS: tuple[str, ...] = ("float32", "uint8", "image_bytes")
+        if not isinstance(value, types[name]):
+            raise ConfigError(
+                f"methods.params[{name!r}] must be a {types[name].__name__}; received {value!r}."
+            )
+    if not fill:
+        return given
+    return {name: given.get(name, cls()) for name, cls in types.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +193,7 @@ class InputConfig:
                     f"input.{key} applies to the image_bytes format (decoded in the graph); "
                     f"input.format is {self.format!r}. Remove it or set input.format = \"image_bytes\"."
                 )
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"input.{key} must be an integer >= 1; received {value!r}.")
+            check_int(f"input.{key}", value, minimum=1)
         if self.format == "float32":
             if self.scale is not None or self.offset is not None:
                 raise ConfigError(
@@ -133,16 +201,12 @@ class InputConfig:
                     "float32 images are the model's input as they are. Remove them or set input.format."
                 )
             return
-        scale = 1.0 / 255.0 if self.scale is None else float(self.scale)
-        offset = 0.0 if self.offset is None else float(self.offset)
-        if not (math.isfinite(scale) and scale != 0 and math.isfinite(offset)):
-            raise ConfigError(f"input.scale must be finite and non-zero, input.offset finite; received {scale}, {offset}.")
-        object.__setattr__(self, "scale", scale)
-        object.__setattr__(self, "offset", offset)
-
-
-#: Signature names a `[limits]` entry may name.
-SIGNATURE_NAMES: tuple[str, ...] = (c.SERVING_DEFAULT, *c.EXPLAIN_SIGNATURES.values())
+        scale = 1.0 / 255.0 if self.scale is None else check_number("input.scale", self.scale)
+        offset = 0.0 if self.offset is None else check_number("input.offset", self.offset)
+        if scale == 0:
+            raise ConfigError(f"input.scale must be finite and non-zero; received {scale}.")
+        set_field(self, "scale", scale)
+        set_field(self, "offset", offset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,24 +230,22 @@ class LimitsConfig:
 
     memory_budget_mib: int = 2048
     max_images: int = 1024
-    max_batch: tuple[tuple[str, int], ...] = ()
-    floor: tuple[tuple[str, int], ...] = ()
+    max_batch: tuple[tuple[str, int], ...] = dataclasses.field(default=(), metadata={EXTRA: True})
+    floor: tuple[tuple[str, int], ...] = dataclasses.field(default=(), metadata={NOT_READ: True})
 
     def __post_init__(self) -> None:
         for key in ("memory_budget_mib", "max_images"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"limits.{key} must be an integer >= 1; received {value!r}.")
+            check_int(f"limits.{key}", getattr(self, key), minimum=1)
         if isinstance(self.max_batch, Mapping):
-            object.__setattr__(self, "max_batch", tuple(sorted(self.max_batch.items())))
+            set_field(self, "max_batch", tuple(sorted(self.max_batch.items())))
+        names = signature_names()
         for name, value in self.max_batch:
-            if name not in SIGNATURE_NAMES:
+            if name not in names:
                 raise ConfigError(
                     f"Unknown signature {name!r} in [limits]; expected memory_budget_mib, "
-                    f"max_images or a signature name: {', '.join(SIGNATURE_NAMES)}."
+                    f"max_images or a signature name: {', '.join(names)}."
                 )
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"limits.{name} must be an integer >= 1; received {value!r}.")
+            check_int(f"limits.{name}", value, minimum=1)
 
     def floor_of(self, signature: str) -> int:
         """The smallest maximum `signature` may get (1 unless `floor` says more)."""
@@ -223,6 +285,15 @@ class VerificationConfig:
     sample_range: tuple[float, float] = (0.0, 1.0)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # At least one sample: a verification of no inputs would publish an unchecked export.
+        for key in ("num_samples", "fd_positions"):
+            check_int(f"verification.{key}", getattr(self, key), minimum=1)
+        check_int("verification.seed", self.seed, minimum=0)
+        for key in ("logits_atol", "probabilities_atol", "saliency_atol", "fd_epsilon", "fd_rtol"):
+            set_field(self, key, check_number(f"verification.{key}", getattr(self, key), positive=True))
+        set_field(self, "sample_range", check_range("verification.sample_range", self.sample_range))
+
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
@@ -233,8 +304,8 @@ class EvaluationConfig:
     Attributes:
         enabled: Evaluate every exported method before publishing; a failed check fails
             the export and nothing is published.
-        data: Evaluation images: `"mnist"` (MNIST test digits) or a `.npy` file
-            [N,H,W,C]; by default the verification samples passed to the export.
+        data: Evaluation images: a `.npy` file [N,H,W,C] of held-out model inputs; by
+            default the verification samples passed to the export.
         num_images: At most this many images are evaluated.
         steps: Deletion/insertion steps (curves have steps + 1 points).
         max_randomization_spearman: A method fails the randomization test when the mean
@@ -256,15 +327,14 @@ class EvaluationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_bool("evaluation.enabled", self.enabled)
+        check_optional_str("evaluation.data", self.data)
         for key in ("num_images", "steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"evaluation.{key} must be an integer >= 1; received {value!r}.")
-        for key in ("max_randomization_spearman", "min_deletion_gain_over_random", "blur_sigma"):
-            if not math.isfinite(getattr(self, key)):
-                raise ConfigError(f"evaluation.{key} must be a finite number; received {getattr(self, key)}.")
-        if self.blur_sigma <= 0:
-            raise ConfigError(f"evaluation.blur_sigma must be > 0; received {self.blur_sigma}.")
+            check_int(f"evaluation.{key}", getattr(self, key), minimum=1)
+        for key in ("max_randomization_spearman", "min_deletion_gain_over_random"):
+            set_field(self, key, check_number(f"evaluation.{key}", getattr(self, key)))
+        set_field(self, "blur_sigma", check_number("evaluation.blur_sigma", self.blur_sigma, positive=True))
+        check_int("evaluation.seed", self.seed, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,25 +355,47 @@ class ExportConfig:
         limits: Per-request cost bounds of the signatures.
     """
 
-    name: str = "model"
-    input_shape: tuple[int, int, int] | None = None
-    class_names: tuple[str, ...] | None = None
-    logits_layer: str | None = None
-    reduction: str = "max_abs"
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        table: f"[methods.{table}]" for table in ("smoothgrad", "integrated_gradients", "gradcam")
+    }
+
+    name: str = dataclasses.field(default="model", metadata={TABLE: "model"})
+    input_shape: tuple[int, int, int] | None = dataclasses.field(default=None, metadata={TABLE: "model"})
+    class_names: tuple[str, ...] | None = dataclasses.field(default=None, metadata={TABLE: "model"})
+    logits_layer: str | None = dataclasses.field(default=None, metadata={TABLE: "model"})
+    reduction: str = dataclasses.field(default="max_abs", metadata={TABLE: "saliency"})
     input: InputConfig = dataclasses.field(default_factory=InputConfig)
-    warmup_batch_sizes: tuple[int, ...] = (1, 8)
+    warmup_batch_sizes: tuple[int, ...] = dataclasses.field(
+        default=(1, 8), metadata={TABLE: "warmup", KEY: "batch_sizes"}
+    )
     verification: VerificationConfig = dataclasses.field(default_factory=VerificationConfig)
     methods: MethodsConfig = dataclasses.field(default_factory=MethodsConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
 
     def __post_init__(self) -> None:
+        check_str("model.name", self.name)
+        if self.input_shape is not None:
+            set_field(self, "input_shape", check_int_tuple("model.input_shape", self.input_shape, length=3))
+        if self.class_names is not None:
+            set_field(self, "class_names", check_str_tuple("model.class_names", self.class_names))
+        check_optional_str("model.logits_layer", self.logits_layer)
         if self.reduction not in REDUCTIONS:
             raise ConfigError(
                 f"saliency.reduction must be one of {', '.join(REDUCTIONS)}; "
                 f"received {self.reduction!r}."
             )
-        exported = {c.SERVING_DEFAULT, *(c.EXPLAIN_SIGNATURES[m] for m in self.methods.enabled)}
+        set_field(self, "warmup_batch_sizes", check_int_tuple("warmup.batch_sizes", self.warmup_batch_sizes))
+        for key, cls in (
+            ("input", InputConfig),
+            ("verification", VerificationConfig),
+            ("methods", MethodsConfig),
+            ("evaluation", EvaluationConfig),
+            ("limits", LimitsConfig),
+        ):
+            if not isinstance(getattr(self, key), cls):
+                raise ConfigError(f"ExportConfig.{key} must be a {cls.__name__}; received {getattr(self, key)!r}.")
+        exported = {c.SERVING_DEFAULT, *(_methods.get(m).signature for m in self.methods.enabled)}
         # The exporter runs the signatures itself: verification at num_samples (serving_default
         # also in chunks of 8 for finite differences), the gate at num_images (serving_default
         # at up to 1024 rows per call for deletion/insertion).
@@ -312,7 +404,7 @@ class ExportConfig:
         floor = {name: max(verify, gate) for name in exported}
         if self.evaluation.enabled:
             floor[c.SERVING_DEFAULT] = max(floor[c.SERVING_DEFAULT], 1024)
-        object.__setattr__(self, "limits", dataclasses.replace(self.limits, floor=tuple(sorted(floor.items()))))
+        set_field(self, "limits", dataclasses.replace(self.limits, floor=tuple(sorted(floor.items()))))
         for name, maximum in self.limits.max_batch:
             if name not in exported:
                 raise ConfigError(
@@ -331,225 +423,34 @@ class ExportConfig:
         return dataclasses.replace(self, **changes)
 
 
-# TOML table → key → (attribute, expected type description, converter)
-def _int(key: str, value: Any, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer; received {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}; received {value}.")
-    return value
-
-
-def _float(key: str, value: Any, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{key} must be a number; received {value!r} ({type(value).__name__}).")
-    value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ConfigError(f"{key} must be a finite number > 0; received {value}.")
-    return value
-
-
-def _str(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key} must be a non-empty string; received {value!r}.")
-    return value
-
-
-def _int_list(key: str, value: Any, *, length: int | None = None) -> tuple[int, ...]:
-    if not isinstance(value, list) or (length is not None and len(value) != length):
-        expected = f"a list of {length} integers" if length else "a list of integers"
-        raise ConfigError(f"{key} must be {expected}; received {value!r}.")
-    return tuple(_int(f"{key}[{i}]", v, minimum=1) for i, v in enumerate(value))
-
-
-def _str_list(key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"{key} must be a non-empty list of strings; received {value!r}.")
-    return tuple(_str(f"{key}[{i}]", v) for i, v in enumerate(value))
-
-
-def _check_keys(table: str, data: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        where = f"[{table}]" if table else "the top level"
-        raise ConfigError(
-            f"Unknown key {table + '.' if table else ''}{unknown[0]} in {where}; "
-            f"expected one of: {', '.join(sorted(allowed))}."
-        )
-
-
-def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table; received {value!r}.")
-    return value
-
-
 def config_from_mapping(data: Mapping[str, Any]) -> ExportConfig:
-    """Builds an `ExportConfig` from parsed TOML.
+    """Builds an `ExportConfig` from parsed TOML (tables `[model]`, `[saliency]`, `[methods]`, …).
 
     Args:
-        data: The parsed document (tables `model`, `saliency`, `warmup`, `verification`).
+        data: The parsed document.
 
     Returns:
         The validated configuration.
 
     Raises:
-        ConfigError: On an unknown key, a wrong type or an invalid value; the message
-            names the key.
+        ConfigError: On an unknown or renamed key, a wrong type or an invalid value; the
+            message names the key.
     """
-    _check_keys(
-        "",
-        data,
-        {"model", "saliency", "warmup", "verification", "methods", "smoothgrad", "integrated_gradients", "evaluation", "gradcam", "input", "limits"},
-    )
-    kwargs: dict[str, Any] = {}
-
-    model = _table(data, "model")
-    _check_keys("model", model, {"name", "input_shape", "class_names", "logits_layer"})
-    if "name" in model:
-        kwargs["name"] = _str("model.name", model["name"])
-    if "input_shape" in model:
-        kwargs["input_shape"] = _int_list("model.input_shape", model["input_shape"], length=3)
-    if "class_names" in model:
-        kwargs["class_names"] = _str_list("model.class_names", model["class_names"])
-    if "logits_layer" in model:
-        kwargs["logits_layer"] = _str("model.logits_layer", model["logits_layer"])
-
-    saliency = _table(data, "saliency")
-    _check_keys("saliency", saliency, {"reduction"})
-    if "reduction" in saliency:
-        kwargs["reduction"] = _str("saliency.reduction", saliency["reduction"])
-
-    inputs = _table(data, "input")
-    _check_keys("input", inputs, {"format", "scale", "offset", "max_pixels", "max_image_bytes"})
-    ikwargs: dict[str, Any] = {}
-    if "format" in inputs:
-        ikwargs["format"] = _str("input.format", inputs["format"])
-    for key in ("scale", "offset"):
-        if key in inputs:
-            ikwargs[key] = _float(f"input.{key}", inputs[key], positive=False)
-    for key in ("max_pixels", "max_image_bytes"):
-        if key in inputs:
-            ikwargs[key] = _int(f"input.{key}", inputs[key], minimum=1)
-    kwargs["input"] = InputConfig(**ikwargs)
-
-    warmup = _table(data, "warmup")
-    _check_keys("warmup", warmup, {"batch_sizes"})
-    if "batch_sizes" in warmup:
-        kwargs["warmup_batch_sizes"] = _int_list("warmup.batch_sizes", warmup["batch_sizes"])
-
-    verification = _table(data, "verification")
-    fields = {f.name: f for f in dataclasses.fields(VerificationConfig)}
-    _check_keys("verification", verification, set(fields))
-    vkwargs: dict[str, Any] = {}
-    for key, value in verification.items():
-        full = f"verification.{key}"
-        if key in ("num_samples", "fd_positions"):
-            vkwargs[key] = _int(full, value, minimum=1)
-        elif key == "seed":
-            vkwargs[key] = _int(full, value)
-        elif key == "sample_range":
-            if (
-                not isinstance(value, list)
-                or len(value) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-                or not value[0] < value[1]
-            ):
-                raise ConfigError(f"{full} must be [low, high] with low < high; received {value!r}.")
-            vkwargs[key] = (float(value[0]), float(value[1]))
-        else:
-            vkwargs[key] = _float(full, value)
-    kwargs["verification"] = VerificationConfig(**vkwargs)
-    kwargs["methods"] = _methods_from_mapping(data)
-    kwargs["evaluation"] = _evaluation_from_mapping(data)
-    kwargs["limits"] = _limits_from_mapping(data)
-    return ExportConfig(**kwargs)
+    return from_mapping(ExportConfig, data)
 
 
-def _limits_from_mapping(data: Mapping[str, Any]) -> LimitsConfig:
-    """Table `[limits]` → `LimitsConfig` (signature names are checked by `LimitsConfig`)."""
-    table = _table(data, "limits")
-    _check_keys("limits", table, {"memory_budget_mib", "max_images", *SIGNATURE_NAMES})
-    kwargs: dict[str, Any] = {}
-    per_signature: dict[str, int] = {}
-    for key, value in table.items():
-        if key in ("memory_budget_mib", "max_images"):
-            kwargs[key] = _int(f"limits.{key}", value, minimum=1)
-        else:
-            per_signature[key] = _int(f"limits.{key}", value, minimum=1)
-    return LimitsConfig(max_batch=tuple(sorted(per_signature.items())), **kwargs)
+def methods_from_record(recorded: Mapping[str, Any] | None) -> MethodsConfig:
+    """The `MethodsConfig` an export report recorded (`export.methods`).
 
-
-def _evaluation_from_mapping(data: Mapping[str, Any]) -> EvaluationConfig:
-    """Table `[evaluation]` → `EvaluationConfig`."""
-    table = _table(data, "evaluation")
-    _check_keys("evaluation", table, {f.name for f in dataclasses.fields(EvaluationConfig)})
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        full = f"evaluation.{key}"
-        if key == "enabled":
-            if not isinstance(value, bool):
-                raise ConfigError(f"{full} must be true or false; received {value!r}.")
-            kwargs[key] = value
-        elif key == "data":
-            kwargs[key] = _str(full, value)
-        elif key in ("num_images", "steps"):
-            kwargs[key] = _int(full, value, minimum=1)
-        elif key == "seed":
-            kwargs[key] = _int(full, value)
-        else:
-            kwargs[key] = _float(full, value, positive=key == "blur_sigma")
-    return EvaluationConfig(**kwargs)
-
-
-def _range(key: str, value: Any) -> tuple[float, float]:
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        or not value[0] < value[1]
-    ):
-        raise ConfigError(f"{key} must be [low, high] with low < high; received {value!r}.")
-    return (float(value[0]), float(value[1]))
-
-
-def _methods_from_mapping(data: Mapping[str, Any]) -> MethodsConfig:
-    """Tables `[methods]`, `[smoothgrad]`, `[integrated_gradients]`, `[gradcam]` → `MethodsConfig`."""
-    kwargs: dict[str, Any] = {}
-    methods = _table(data, "methods")
-    _check_keys("methods", methods, {"enabled", "internal_batch"})
-    if "enabled" in methods:
-        kwargs["enabled"] = _str_list("methods.enabled", methods["enabled"])
-    if "internal_batch" in methods:
-        kwargs["internal_batch"] = _int("methods.internal_batch", methods["internal_batch"], minimum=1)
-
-    smoothgrad = _table(data, "smoothgrad")
-    _check_keys("smoothgrad", smoothgrad, {"samples", "noise", "input_range", "seed"})
-    if "samples" in smoothgrad:
-        kwargs["smoothgrad_samples"] = _int("smoothgrad.samples", smoothgrad["samples"], minimum=1)
-    if "noise" in smoothgrad:
-        noise = _float("smoothgrad.noise", smoothgrad["noise"], positive=False)
-        if noise < 0:
-            raise ConfigError(f"smoothgrad.noise must be >= 0; received {noise}.")
-        kwargs["smoothgrad_noise"] = noise
-    if "input_range" in smoothgrad:
-        kwargs["smoothgrad_input_range"] = _range("smoothgrad.input_range", smoothgrad["input_range"])
-    if "seed" in smoothgrad:
-        kwargs["smoothgrad_seed"] = _int("smoothgrad.seed", smoothgrad["seed"])
-
-    ig = _table(data, "integrated_gradients")
-    _check_keys("integrated_gradients", ig, {"steps", "baseline"})
-    if "steps" in ig:
-        kwargs["ig_steps"] = _int("integrated_gradients.steps", ig["steps"], minimum=1)
-    if "baseline" in ig:
-        kwargs["ig_baseline"] = _float("integrated_gradients.baseline", ig["baseline"], positive=False)
-
-    gradcam = _table(data, "gradcam")
-    _check_keys("gradcam", gradcam, {"layer"})
-    if "layer" in gradcam:
-        kwargs["gradcam_layer"] = _str("gradcam.layer", gradcam["layer"])
-    return MethodsConfig(**kwargs)
+    Reads the table layout (`to_mapping(MethodsConfig)`), and the flat one of reports written
+    before each method had its own table (`smoothgrad_samples`, `ig_steps`, …). Reports of
+    exports made before the methods existed record none: they have `explain` only.
+    """
+    recorded = dict(recorded or {})
+    for old, (table, key) in _FLAT_METHOD_KEYS.items():
+        if old in recorded:
+            recorded.setdefault(table, {})[key] = recorded.pop(old)
+    return from_mapping(MethodsConfig, recorded, "methods")
 
 
 def load_config(path: str | Path) -> ExportConfig:

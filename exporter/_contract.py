@@ -1,4 +1,8 @@
-"""The exporter's view of the serving contract; the names live in :mod:`serving_client.contract`."""
+"""The exporter's view of the serving contract; the names live in :mod:`serving_client.contract`.
+
+Which explanation signatures exist is not listed here: each is `signature_name(method)` of a
+method in `exporter.methods.registry()`.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from serving_client.contract import (
     SERVING_DEFAULT,
     TARGET_CLASS,
     TARGET_CLASS_DEFAULT,
+    VANILLA,
+    method_of_signature,
     signature_name,
 )
 
@@ -25,12 +31,7 @@ __all__ = [
     "APPROXIMATION_ERROR",
     "ATTRIBUTIONS",
     "EXPLAIN",
-    "EXPLAIN_GRADCAM",
-    "EXPLAIN_GRADIENT_X_INPUT",
-    "EXPLAIN_INTEGRATED_GRADIENTS",
     "EXPLAIN_OUTPUTS",
-    "EXPLAIN_SIGNATURES",
-    "EXPLAIN_SMOOTHGRAD",
     "IG_OUTPUTS",
     "IMAGES",
     "LOGITS",
@@ -42,14 +43,7 @@ __all__ = [
     "SERVING_DEFAULT",
     "TARGET_CLASS",
     "TARGET_CLASS_DEFAULT",
+    "VANILLA",
+    "method_of_signature",
+    "signature_name",
 ]
-
-EXPLAIN_SMOOTHGRAD = signature_name("smoothgrad")
-EXPLAIN_INTEGRATED_GRADIENTS = signature_name("integrated_gradients")
-EXPLAIN_GRADIENT_X_INPUT = signature_name("gradient_x_input")
-EXPLAIN_GRADCAM = signature_name("gradcam")
-#: Export method name (config `[methods] enabled`, CLI `--methods`) → signature name.
-EXPLAIN_SIGNATURES = {
-    m: signature_name(m)
-    for m in ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam")
-}

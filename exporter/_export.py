@@ -14,11 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from exporter import _contract as c
-from exporter._config import ExportConfig, load_config
+from exporter import methods as _methods
+from exporter._config import ExportConfig, MethodsConfig, load_config
+from exporter._config_loader import to_mapping
 from exporter._errors import ModelLoadError, UnsupportedModelError
 from exporter._files_hash import ALGORITHM as FILES_HASH
 from exporter._files_hash import export_files_sha256
-from exporter._gradcam import GradCamView, find_gradcam_view
 from exporter._graph_defaults import record_signature_defaults
 from exporter._loading import load_keras_model, model_fingerprint
 from exporter._logits import LogitsHead, explicit_head, find_logits, subclassed_message
@@ -173,9 +174,10 @@ class SaliencyExporter:
         #: More about the model for the report's `model` section (a SavedModel's signature…).
         self.model_details: dict[str, Any] = {}
         if explicit:
+            layer_methods = [m for m in self.config.methods.enabled if _methods.get(m).needs_layer_graph]
             for setting, value in (
                 ("logits_layer", self.config.logits_layer),
-                ("the gradcam method", "gradcam" in self.config.methods.enabled or None),
+                (f"the {', '.join(layer_methods)} method", layer_methods or None),
                 ("[evaluation] enabled", self.config.evaluation.enabled or None),
             ):
                 if value:
@@ -202,15 +204,24 @@ class SaliencyExporter:
                 f"has {self.head.num_classes} classes."
             )
         self._check_named_head()
-        self.gradcam: GradCamView | None = None
-        if "gradcam" in self.config.methods.enabled:
-            self.gradcam = find_gradcam_view(model, self.head, self.config.methods.gradcam_layer)
+        #: Method name → what its `prepare` found in this model (e.g. Grad-CAM's layer view).
+        self.method_views: dict[str, Any] = {}
+        resolved = []
+        for name in self.config.methods.enabled:
+            params, view = _methods.get(name).prepare(model, self.head, self.config.methods.params_of(name))
+            resolved.append(params)
+            if view is not None:
+                self.method_views[name] = view
+        #: The methods with their parameters as resolved for this model (what is verified).
+        self.methods: MethodsConfig = self.config.methods.replace_params(
+            *(p for p in resolved if p != _methods.NoParams())
+        )
         self.signatures = build_signatures(
             self.head,
             self.input_shape,
             self.config.reduction,
-            self.config.methods,
-            self.gradcam,
+            self.methods,
+            self.method_views,
             self.config.input,
             limits=self.config.limits,
         )
@@ -315,8 +326,7 @@ class SaliencyExporter:
                     logits_layer=self.config.logits_layer,
                     model_outputs_probabilities=self.model_outputs_probabilities,
                     samples=samples,
-                    methods=self.config.methods,
-                    gradcam_layer=self.gradcam.layer_name if self.gradcam else None,
+                    methods=self.methods,
                     input_config=self.config.input,
                     reference=self.reference,
                 )
@@ -345,7 +355,7 @@ class SaliencyExporter:
                     "path": str((base_dir / str(version)).resolve()),
                     "reduction": self.config.reduction,
                     "input": dataclasses.asdict(self.config.input),
-                    "methods": dataclasses.asdict(self.config.methods),
+                    "methods": to_mapping(self.config.methods),
                     "warmup_file": str(WARMUP_FILE),
                     "warmup_batch_sizes": list(self.config.warmup_batch_sizes),
                     "class_names": list(self.config.class_names) if self.config.class_names else None,

@@ -63,12 +63,12 @@ def spatial_layer(model: keras.Model, name: str | None = None) -> Any:
             layer = model.get_layer(name)
         except ValueError:
             raise UnsupportedModelError(
-                f"[gradcam] layer {name!r} is not a layer of model {model.name!r}; its spatial "
+                f"[methods.gradcam] layer {name!r} is not a layer of model {model.name!r}; its spatial "
                 f"layers are: {', '.join(repr(c.name) for c in candidates) or 'none'}."
             ) from None
         if layer not in candidates:
             raise UnsupportedModelError(
-                f"[gradcam] layer {name!r} does not output a [batch, h, w, channels] feature map "
+                f"[methods.gradcam] layer {name!r} does not output a [batch, h, w, channels] feature map "
                 f"(its output shape is {getattr(_single_output(layer), 'shape', None)}); name one "
                 f"of the spatial layers: {', '.join(repr(c.name) for c in candidates) or 'none'}."
             )

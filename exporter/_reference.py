@@ -2,7 +2,8 @@
 
 Deliberately shares no code with the signature path: it clones the model with its final
 softmax/sigmoid replaced by a linear activation (a "logits copy"), takes an eager
-`tf.GradientTape` gradient, and reduces/normalizes in numpy.
+`tf.GradientTape` gradient, and reduces/normalizes in numpy. Each method's own reference
+(`Method.reference` in `exporter.methods`) is built on this copy.
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ __all__ = [
     "LogitsCopy",
     "numpy_saliency",
     "reference_explain",
-    "reference_gradcam",
-    "reference_gradient_x_input",
-    "reference_integrated_gradients",
-    "reference_smoothgrad",
 ]
 
 
@@ -263,101 +260,3 @@ def reference_explain(
         "gradient": gradient,
         "saliency": numpy_saliency(gradient, reduction),
     }
-
-
-def _clean(copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None) -> dict[str, np.ndarray]:
-    logits = copy.logits(images)
-    predicted = logits.argmax(axis=-1).astype(np.int32)
-    target = predicted if target_class is None else np.broadcast_to(np.asarray(target_class, np.int32), predicted.shape)
-    return {"logits": logits, "predicted_class": predicted, "target_class": np.where(target < 0, predicted, target)}
-
-
-def reference_smoothgrad(
-    copy: LogitsCopy,
-    images: np.ndarray,
-    target_class: np.ndarray | None,
-    reduction: str,
-    *,
-    samples: int,
-    sigma: float,
-    seed: int,
-) -> dict[str, np.ndarray]:
-    """What `explain_smoothgrad` must return: one noisy copy at a time, eagerly.
-
-    The noise of copy i is, by definition of the signature, `stateless_normal([H,W,C],
-    seed=[seed, i])` × σ; the target comes from the clean image.
-    """
-    out = _clean(copy, images, target_class)
-    total = np.zeros(images.shape, np.float64)
-    for i in range(samples):
-        noise = tf.random.stateless_normal(images.shape[1:], seed=[seed, i]).numpy()
-        total += copy.gradient(images + np.float32(sigma) * noise, out["target_class"])
-    out["gradient"] = (total / samples).astype(np.float32)
-    out["saliency"] = numpy_saliency(out["gradient"], reduction)
-    return out
-
-
-def reference_integrated_gradients(
-    copy: LogitsCopy,
-    images: np.ndarray,
-    target_class: np.ndarray | None,
-    reduction: str,
-    *,
-    steps: int,
-    baseline: float,
-) -> dict[str, np.ndarray]:
-    """What `explain_integrated_gradients` must return (trapezoidal rule, m + 1 points)."""
-    out = _clean(copy, images, target_class)
-    target = out["target_class"]
-    base = np.full_like(images, baseline)
-    total = np.zeros(images.shape, np.float64)
-    for i in range(steps + 1):
-        weight = (0.5 if i in (0, steps) else 1.0) / steps
-        point = (base + (i / steps) * (images - base)).astype(np.float32)
-        total += weight * copy.gradient(point, target)
-    attributions = (images - base) * total
-    rows = np.arange(len(target))
-    delta = out["logits"][rows, target].astype(np.float64) - copy.logits(base)[rows, target]
-    error = np.abs(attributions.sum(axis=(1, 2, 3)) - delta)
-    out["attributions"] = attributions.astype(np.float32)
-    out["approximation_error"] = np.where(delta != 0, error / np.where(delta != 0, np.abs(delta), 1.0), 0.0)
-    out["saliency"] = numpy_saliency(out["attributions"], reduction)
-    return out
-
-
-def reference_gradient_x_input(
-    copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str
-) -> dict[str, np.ndarray]:
-    """What `explain_gradient_x_input` must return."""
-    out = _clean(copy, images, target_class)
-    out["gradient"] = copy.gradient(images, out["target_class"])
-    out["saliency"] = numpy_saliency(out["gradient"] * images, reduction)
-    return out
-
-
-def reference_gradcam(
-    copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, layer_name: str
-) -> dict[str, np.ndarray]:
-    """What `explain_gradcam` must return: eager GradientTape on the copy's activations.
-
-    The copy's layer `layer_name` (same name as in the user's model) is made a second
-    output; channel weights, ReLU and min-max are in numpy; only the bilinear resize is
-    TensorFlow's (`tf.image.resize`, as documented for the signature).
-    """
-    out = _clean(copy, images, target_class)
-    view = keras.Model(copy.model.inputs, [copy.model.get_layer(layer_name).output, copy.model.outputs[0]])
-    x = tf.constant(images, tf.float32)
-    with tf.GradientTape() as tape:
-        activations, logits = view(x, training=False)
-        tape.watch(activations)
-        logits = tf.cast(logits, tf.float32)  # mixed precision: float16 logits
-        if copy.binary:
-            logits = tf.concat([-logits, logits], axis=-1)
-        selected = tf.reduce_sum(logits * tf.one_hot(out["target_class"], logits.shape[-1]), axis=-1)
-    gradient = tape.gradient(selected, activations).numpy().astype(np.float64)
-    activations = activations.numpy().astype(np.float64)
-    weights = gradient.mean(axis=(1, 2), keepdims=True)
-    cam = np.maximum((weights * activations).sum(axis=-1, keepdims=True), 0.0)
-    upsampled = tf.image.resize(cam.astype(np.float32), images.shape[1:3], method="bilinear").numpy()
-    out["saliency"] = numpy_saliency(upsampled, "max")
-    return out

@@ -610,8 +610,11 @@ def saved_model_exporter(
             f"logits_layer {config.logits_layer!r} names a Keras layer; a SavedModel has none. "
             "Use --logits-tensor NAME for a SavedModel directory."
         )
+    from exporter import methods
+
+    layer_methods = [m for m in config.methods.enabled if methods.get(m).needs_layer_graph]
     for setting, enabled in (
-        ("The gradcam method", "gradcam" in config.methods.enabled),
+        (f"The {', '.join(layer_methods)} method", bool(layer_methods)),
         ("[evaluation] enabled", config.evaluation.enabled),
     ):
         if enabled:

@@ -19,18 +19,11 @@ import keras
 import numpy as np
 
 from exporter import _contract as c
+from exporter import methods as _methods
 from exporter._config import InputConfig, MethodsConfig, VerificationConfig
 from exporter._errors import VerificationError
 from exporter._inputs import encode_samples
-from exporter._reference import (
-    FunctionReference,
-    LogitsCopy,
-    reference_explain,
-    reference_gradcam,
-    reference_gradient_x_input,
-    reference_integrated_gradients,
-    reference_smoothgrad,
-)
+from exporter._reference import FunctionReference, LogitsCopy, reference_explain
 from exporter._tf1 import Tf1SavedModel
 
 __all__ = ["check_contract", "verify_export"]
@@ -58,16 +51,13 @@ _EXPECTED = {
 }
 
 
-_EXPLAIN_OUTPUT_TYPES = _EXPECTED[c.EXPLAIN][1]
-_METHOD_EXPECTED = {
-    c.EXPLAIN_SMOOTHGRAD: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
-    c.EXPLAIN_GRADIENT_X_INPUT: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
-    c.EXPLAIN_GRADCAM: (_EXPECTED[c.EXPLAIN][0], _EXPLAIN_OUTPUT_TYPES),
-    c.EXPLAIN_INTEGRATED_GRADIENTS: (
-        _EXPECTED[c.EXPLAIN][0],
-        {**_EXPLAIN_OUTPUT_TYPES, c.ATTRIBUTIONS: _DT_FLOAT, c.APPROXIMATION_ERROR: _DT_FLOAT},
-    ),
-}
+#: DataType of each output alias an explanation method may declare (float unless a class index).
+_OUTPUT_DTYPE = {c.PREDICTED_CLASS: _DT_INT32, c.TARGET_CLASS: _DT_INT32}
+
+
+def _method_expected(method: _methods.Method) -> tuple[dict[str, int], dict[str, int]]:
+    """(inputs, outputs) alias → DataType of a method's signature, from its declared outputs."""
+    return _EXPECTED[c.EXPLAIN][0], {alias: _OUTPUT_DTYPE.get(alias, _DT_FLOAT) for alias in method.outputs}
 
 
 def check_contract(
@@ -80,8 +70,9 @@ def check_contract(
         methods: The exported methods; their signatures are checked too.
         input_format: The export's input format (sets the dtype of `images`).
     """
-    enabled = {c.EXPLAIN_SIGNATURES[m] for m in (methods or MethodsConfig()).enabled}
-    expected = {**_EXPECTED, **{k: v for k, v in _METHOD_EXPECTED.items() if k in enabled}}
+    enabled_methods = [_methods.get(m) for m in (methods or MethodsConfig()).enabled]
+    enabled = {m.signature for m in enabled_methods}
+    expected = {**_EXPECTED, **{m.signature: _method_expected(m) for m in enabled_methods if m.signature != c.EXPLAIN}}
     for name, (inputs, outputs) in expected.items():
         inputs = {**inputs, c.IMAGES: _IMAGES_DTYPE[input_format]}
         if name not in signature_defs:
@@ -236,7 +227,6 @@ def verify_export(
     model_outputs_probabilities: bool = True,
     samples: np.ndarray | None = None,
     methods: MethodsConfig | None = None,
-    gradcam_layer: str | None = None,
     input_config: InputConfig | None = None,
     reference: FunctionReference | None = None,
 ) -> dict[str, Any]:
@@ -253,10 +243,10 @@ def verify_export(
             (else with the softmax of the reference logits).
         samples: Optional sample inputs [N,H,W,C]; random uniform in
             `config.sample_range` otherwise.
-        methods: The exported explanation methods; each extra signature is compared
-            with its eager reference (`saliency`, and for IG `attributions` and
-            `approximation_error`), for the predicted and for another class.
-        gradcam_layer: The spatial layer the Grad-CAM signature explains (resolved).
+        methods: The exported explanation methods, with their parameters as resolved for
+            this model (each method's `prepare`); each signature besides `explain` is
+            compared with its method's eager reference (`Method.reference`, by
+            `Method.checks`), for the predicted and for another class.
         input_config: The input format. For uint8 and image_bytes the samples are
             quantized (PNG-encoded for bytes), the references computed on the quantized
             float images, and the finite-difference check (which needs float inputs) is
@@ -354,7 +344,7 @@ def verify_export(
             )
         if methods is not None:
             figures["methods"] = _verify_methods(
-                saved, copy, (feed_images, samples), other, reduction, methods, config, gradcam_layer,
+                saved, copy, (feed_images, samples), other, reduction, methods, config,
                 saliency_atol=saliency_atol,
             )
     if fd is None:
@@ -373,73 +363,47 @@ def verify_export(
     return figures
 
 
-def _references(
-    copy: LogitsCopy,
-    samples: np.ndarray,
-    target: np.ndarray | None,
-    reduction: str,
-    methods: MethodsConfig,
-    gradcam_layer: str | None = None,
-) -> dict[str, dict[str, np.ndarray]]:
-    low, high = methods.smoothgrad_input_range
-    builders = {
-        c.EXPLAIN_SMOOTHGRAD: lambda: reference_smoothgrad(
-            copy, samples, target, reduction, samples=methods.smoothgrad_samples,
-            sigma=methods.smoothgrad_noise * (high - low), seed=methods.smoothgrad_seed,
-        ),
-        c.EXPLAIN_INTEGRATED_GRADIENTS: lambda: reference_integrated_gradients(
-            copy, samples, target, reduction, steps=methods.ig_steps, baseline=methods.ig_baseline
-        ),
-        c.EXPLAIN_GRADIENT_X_INPUT: lambda: reference_gradient_x_input(copy, samples, target, reduction),
-        c.EXPLAIN_GRADCAM: lambda: reference_gradcam(copy, samples, target, gradcam_layer),
-    }
-    enabled = {c.EXPLAIN_SIGNATURES[m] for m in methods.enabled}
-    return {name: build() for name, build in builders.items() if name in enabled}
-
-
 def _verify_methods(
     saved: Tf1SavedModel,
-    copy: LogitsCopy,
+    copy: LogitsCopy | FunctionReference,
     feed_and_samples: tuple[np.ndarray, np.ndarray],
     other: np.ndarray,
     reduction: str,
     methods: MethodsConfig,
     config: VerificationConfig,
-    gradcam_layer: str | None = None,
     *,
     saliency_atol: float | None = None,
 ) -> dict[str, Any]:
-    """Each extra explanation signature vs its eager reference; returns the figures.
+    """Each enabled method's signature (but `explain`, checked above) vs its eager reference.
 
     `saliency_atol`: the tolerance scaled to the compute dtype (default: the configured one).
 
     `feed_and_samples`: what the signatures are fed, and the float images the model sees.
+
+    Returns:
+        Signature name → its figures (each check's max difference, per target).
     """
     feed_images, samples = feed_and_samples
     atol = config.saliency_atol if saliency_atol is None else saliency_atol
     figures: dict[str, Any] = {}
+    checked = [_methods.get(m) for m in methods.enabled if _methods.get(m).signature != c.EXPLAIN]
     for target in (None, other):
         label = "predicted_class" if target is None else "other_class"
         feed = {c.IMAGES: feed_images} if target is None else {c.IMAGES: feed_images, c.TARGET_CLASS: target}
-        for name, ref in _references(copy, samples, target, reduction, methods, gradcam_layer).items():
+        for method in checked:
+            name = method.signature
+            ref = method.reference(copy, samples, target, reduction, methods.params_of(method.name))
             out = saved.run(name, feed)
-            if not np.array_equal(out[c.TARGET_CLASS], ref["target_class"]):
+            if not np.array_equal(out[c.TARGET_CLASS], ref[c.TARGET_CLASS]):
                 raise VerificationError(
                     f"{name} explained classes {out[c.TARGET_CLASS].tolist()}; expected "
-                    f"{ref['target_class'].tolist()} ({label})."
+                    f"{ref[c.TARGET_CLASS].tolist()} ({label})."
                 )
-            checks = [("saliency", _max_abs_diff(out[c.SALIENCY], ref["saliency"]), atol)]
-            if c.ATTRIBUTIONS in ref:
-                scale = max(float(np.max(np.abs(ref["attributions"]))), 1e-12)
-                checks.append(
-                    ("attributions_relative", _max_abs_diff(out[c.ATTRIBUTIONS], ref["attributions"]) / scale, atol)
-                )
-                checks.append(
-                    ("approximation_error", _max_abs_diff(out[c.APPROXIMATION_ERROR], ref["approximation_error"]), atol)
-                )
-                figures.setdefault(name, {})[f"approximation_error_max_{label}"] = float(np.max(out[c.APPROXIMATION_ERROR]))
-            for check, value, tolerance in checks:
-                figures.setdefault(name, {})[f"{check}_{label}_max_abs_diff"] = value
+            recorded = figures.setdefault(name, {})
+            for figure, value in method.figures(out).items():
+                recorded[f"{figure}_{label}"] = value
+            for check, value, tolerance in method.checks(out, ref, atol):
+                recorded[f"{check}_{label}_max_abs_diff"] = value
                 if not value <= tolerance:
                     raise VerificationError(
                         f"{name} does not match its eager reference: max |{check} difference| = "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exporter import ExportConfig, ExportError, export_model, load_config
+from exporter import methods as _methods
 from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
 from exporter._loading import import_user_modules
 
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--methods",
         help="comma-separated explanation methods to export (vanilla is always exported): "
-        "vanilla,smoothgrad,integrated_gradients,gradient_x_input,gradcam; overrides [methods] enabled",
+        f"{','.join(_methods.names())}; overrides [methods] enabled",
     )
     parser.add_argument(
         "--input-format",
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gradcam-layer",
         help="the spatial layer Grad-CAM explains (default: the last layer with a "
-        "[batch, h, w, channels] output); overrides [gradcam] layer",
+        "[batch, h, w, channels] output); overrides [methods.gradcam] layer",
     )
     parser.add_argument(
         "--evaluate",
@@ -105,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["input"] = dataclasses.replace(config.input, format=args.input_format)
         if args.gradcam_layer:
             methods = overrides.get("methods", config.methods)
-            overrides["methods"] = dataclasses.replace(methods, gradcam_layer=args.gradcam_layer)
+            overrides["methods"] = methods.replace_params(
+                dataclasses.replace(methods.params_of("gradcam"), layer=args.gradcam_layer)
+            )
         if args.evaluate:
             overrides["evaluation"] = dataclasses.replace(config.evaluation, enabled=True)
         config = config.replace(**overrides) if overrides else config

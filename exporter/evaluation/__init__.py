@@ -5,7 +5,7 @@
 - Deletion and insertion AUC (Petsiuk et al. 2018, RISE), beside a random pixel order.
 
     from exporter.evaluation import evaluate_export
-    report = evaluate_export("models/mnist/1", "mnist", model="mnist_cnn.keras")
+    report = evaluate_export("models/mnist/1", "heldout.npy", model="mnist_cnn.keras")
     print(report.summary()); report.write_json("eval.json"); draw_figure(report, "eval.png")
 """
 
@@ -17,9 +17,9 @@ from exporter.evaluation._deletion_insertion import (
     saliency_order,
 )
 from exporter.evaluation._evaluate import (
-    EVALUATED_METHODS,
     evaluate_export,
     evaluate_saved_model,
+    evaluated_methods,
     run_gate,
 )
 from exporter.evaluation._figure import draw_figure
@@ -29,7 +29,6 @@ from exporter.evaluation._randomization import CascadeStep, randomization_test, 
 from exporter.evaluation._report import EvaluationReport, MethodEvaluation, PerturbationScores
 
 __all__ = [
-    "EVALUATED_METHODS",
     "CascadeStep",
     "EvaluationReport",
     "MapFunction",
@@ -40,6 +39,7 @@ __all__ = [
     "draw_figure",
     "evaluate_export",
     "evaluate_saved_model",
+    "evaluated_methods",
     "perturbation_curves",
     "random_order",
     "randomization_test",

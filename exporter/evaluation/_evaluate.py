@@ -4,7 +4,6 @@ an export, and `run_gate`, the same checks as a pass/fail step of the export."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ import keras
 import numpy as np
 
 from exporter import _contract as c
+from exporter import methods as _methods
 from exporter._config import EvaluationConfig, MethodsConfig
 from exporter._errors import ConfigError, EvaluationError
 from exporter._loading import load_keras_model
@@ -34,18 +34,21 @@ from exporter.evaluation._maps import (
 )
 from exporter.evaluation._randomization import randomization_test
 from exporter.evaluation._report import EvaluationReport, MethodEvaluation, PerturbationScores
+from serving_client.report import ExportReport, ReportError, read_report
 
-__all__ = ["EVALUATED_METHODS", "evaluate_export", "evaluate_saved_model", "run_gate"]
+__all__ = ["evaluate_export", "evaluate_saved_model", "evaluated_methods", "run_gate"]
 
 logger = logging.getLogger("exporter.evaluation")
 
-#: Methods the evaluation can recompute for a randomized model → their signature.
-EVALUATED_METHODS: dict[str, str] = {
-    "vanilla": c.EXPLAIN,
-    "smoothgrad": c.EXPLAIN_SMOOTHGRAD,
-    "integrated_gradients": c.EXPLAIN_INTEGRATED_GRADIENTS,
-    "gradient_x_input": c.EXPLAIN_GRADIENT_X_INPUT,
-}
+
+
+def evaluated_methods() -> dict[str, str]:
+    """Methods the evaluation can recompute for a randomized model → their signature.
+
+    The registered methods whose `evaluated` is true, in registry order.
+    """
+    return {m.name: m.signature for m in _methods.registry() if m.evaluated}
+
 
 REPORT_ASSET = c.REPORT_ASSET
 # The Keras model must be the exported one: logits may differ by float noise only.
@@ -65,23 +68,24 @@ def _select_methods(
     signature_defs: Mapping[str, Any], methods: Sequence[str] | None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(method → signature to evaluate, signature → why it is skipped)."""
-    exported = {m: s for m, s in EVALUATED_METHODS.items() if s in signature_defs}
+    evaluated = evaluated_methods()
+    exported = {m: s for m, s in evaluated.items() if s in signature_defs}
     skipped = {
         name: "the evaluation cannot recompute this method for a randomized model yet"
         for name in signature_defs
-        if name.startswith(c.EXPLAIN) and name not in EVALUATED_METHODS.values()
+        if c.method_of_signature(name) is not None and name not in evaluated.values()
     }
     if methods is None:
         return exported, skipped
     chosen: dict[str, str] = {}
     for method in methods:
-        if method not in EVALUATED_METHODS:
+        if method not in evaluated:
             raise ConfigError(
-                f"Unknown method {method!r} to evaluate; expected some of {', '.join(EVALUATED_METHODS)}."
+                f"Unknown method {method!r} to evaluate; expected some of {', '.join(evaluated)}."
             )
         if method not in exported:
             raise ConfigError(
-                f"Method {method!r} is not in this export (signature {EVALUATED_METHODS[method]!r} "
+                f"Method {method!r} is not in this export (signature {evaluated[method]!r} "
                 f"missing); exported: {', '.join(exported)}."
             )
         chosen[method] = exported[method]
@@ -115,7 +119,7 @@ def evaluate_saved_model(
         reduction,
         # Only the methods this module can recompute (e.g. not Grad-CAM yet).
         dataclasses.replace(
-            methods_config, enabled=tuple(m for m in methods_config.enabled if m in EVALUATED_METHODS)
+            methods_config, enabled=tuple(m for m in methods_config.enabled if _methods.get(m).evaluated)
         ),
         logits_layer,
     )
@@ -228,15 +232,11 @@ def _check_model_matches(model: keras.Model, logits_layer: str | None, images: n
         )
 
 
-def _read_export_report(export_dir: Path) -> dict[str, Any]:
-    path = export_dir / REPORT_ASSET
+def _read_export_report(export_dir: Path) -> ExportReport:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{export_dir} has no {REPORT_ASSET}: not a saliency-serving export version directory "
-            "(pass BASE/<version>, e.g. models/mnist/1)."
-        ) from None
+        return read_report(export_dir)
+    except ReportError as error:
+        raise ConfigError(str(error)) from None
 
 
 def evaluate_export(
@@ -259,7 +259,7 @@ def evaluate_export(
 
     Args:
         export_dir: A version directory (`BASE/<version>`) written by the exporter.
-        images: [N,H,W,C] images, or `"mnist"` / a `.npy` path.
+        images: [N,H,W,C] images, or a `.npy` path.
         model: The Keras model that was exported, or its file; by default the
             `model.source` recorded in the export report.
         methods: Built-in methods to evaluate (default: every exported one).
@@ -279,7 +279,7 @@ def evaluate_export(
     export_dir = Path(export_dir)
     report = _read_export_report(export_dir)
     if model is None:
-        source = (report.get("model") or {}).get("source")
+        source = report.model.source
         if not source:
             raise ConfigError(
                 f"The export report of {export_dir} records no model file; pass the Keras model (--model PATH)."
@@ -289,15 +289,15 @@ def evaluate_export(
         model = load_keras_model(model, safe_mode=safe_mode)
     if isinstance(images, str | Path):
         images = load_images(images)
-    logits_info = (report.get("model") or {}).get("logits") or {}
+    logits_info = report.model.logits
     return evaluate_saved_model(
         export_dir,
         model,
         images,
-        input_shape=tuple(report["model"]["input_shape"]),
-        reduction=report["export"]["reduction"],
-        methods_config=methods_config_from_report(report),
-        logits_layer=logits_info.get("layer") if logits_info.get("kind") == "named_layer" else None,
+        input_shape=report.model.input_shape,
+        reduction=report.export.reduction,
+        methods_config=methods_config_from_report(report.raw),
+        logits_layer=logits_info.layer if logits_info.kind == "named_layer" else None,
         methods=methods,
         custom_methods=custom_methods,
         config=config,
@@ -333,7 +333,7 @@ def run_gate(
     else:
         raise ConfigError(
             "[evaluation] is enabled but there are no evaluation images: set [evaluation] data = "
-            "\"mnist\" or a .npy file of held-out images, or pass samples= to the export."
+            "a .npy file of held-out images, or pass samples= to the export."
         )
     report = evaluate_saved_model(
         export_dir,

@@ -8,7 +8,6 @@ explained with exactly the attribution math that is served.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from exporter import _contract as c
-from exporter._config import MethodsConfig
+from exporter._config import MethodsConfig, methods_from_record
 from exporter._logits import find_logits
 from exporter._signatures import build_signatures
 
@@ -32,10 +31,7 @@ def methods_config_from_report(report: Mapping[str, Any]) -> MethodsConfig:
 
     Exports made before the methods existed record none: they have `explain` only.
     """
-    recorded = dict(report.get("export", {}).get("methods") or {})
-    known = {f.name for f in dataclasses.fields(MethodsConfig)}
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in known}
-    return MethodsConfig(**kwargs)
+    return methods_from_record(report.get("export", {}).get("methods"))
 
 
 class SignatureMaps:

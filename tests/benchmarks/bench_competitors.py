@@ -48,7 +48,7 @@ def _tf_keras_vis(logits_model: Any, images: np.ndarray, targets: np.ndarray, me
         "vanilla": functools.partial(saliency, score, images),
         "smoothgrad": functools.partial(
             saliency, score, images,
-            smooth_samples=methods.smoothgrad_samples, smooth_noise=methods.smoothgrad_noise,
+            smooth_samples=methods.params_of("smoothgrad").samples, smooth_noise=methods.params_of("smoothgrad").noise,
         ),
         "gradcam": functools.partial(gradcam, score, images),
     }  # fmt: skip
@@ -59,16 +59,16 @@ def _xplique(logits_model: Any, images: np.ndarray, targets: np.ndarray, methods
     from xplique.attributions import GradientInput, IntegratedGradients, Saliency, SmoothGrad
 
     labels = tf.one_hot(targets, int(logits_model.output_shape[-1]))
-    low, high = methods.smoothgrad_input_range
+    low, high = methods.params_of("smoothgrad").input_range
     explainers = {
         "vanilla": Saliency(logits_model, batch_size=BATCH),
         "smoothgrad": SmoothGrad(
-            logits_model, batch_size=BATCH, nb_samples=methods.smoothgrad_samples,
-            noise=methods.smoothgrad_noise * (high - low),
+            logits_model, batch_size=BATCH, nb_samples=methods.params_of("smoothgrad").samples,
+            noise=methods.params_of("smoothgrad").noise * (high - low),
         ),
         "integrated_gradients": IntegratedGradients(
-            logits_model, batch_size=BATCH, steps=methods.ig_steps + 1,
-            baseline_value=methods.ig_baseline,
+            logits_model, batch_size=BATCH, steps=methods.params_of("integrated_gradients").steps + 1,
+            baseline_value=methods.params_of("integrated_gradients").baseline,
         ),
         "gradient_x_input": GradientInput(logits_model, batch_size=BATCH),
     }  # fmt: skip

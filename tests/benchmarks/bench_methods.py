@@ -36,12 +36,13 @@ def export_all_methods(model: Any, workdir: Path) -> tuple[Path, Any]:
         (version directory, the `MethodsConfig` used: samples, noise, steps, baseline).
     """
     from exporter import ExportConfig, VerificationConfig, export_model
-    from exporter._config import METHODS, MethodsConfig
+    from exporter._config import MethodsConfig
+    from exporter.methods import names
 
     base = workdir / "models" / f"{MODEL_NAME}_methods"
     if base.exists():
         shutil.rmtree(base)
-    methods = MethodsConfig(enabled=METHODS)
+    methods = MethodsConfig(enabled=names())
     config = ExportConfig(
         name=f"{MODEL_NAME}_methods",
         methods=methods,

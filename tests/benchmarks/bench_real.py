@@ -57,7 +57,11 @@ DEFAULT_REPETITIONS = 5
 #: n × explain and IG (m + 1) × explain, and a bench run must stay short).
 METHODS_MODEL = "resnet50v2"
 _RSS_LINE = "peak-rss-mib: "
-METHODS = {"enabled": ("vanilla", "smoothgrad", "integrated_gradients"), "smoothgrad_samples": 4, "ig_steps": 4}
+METHODS = {
+    "enabled": ("vanilla", "smoothgrad", "integrated_gradients"),
+    "smoothgrad": {"samples": 4},
+    "integrated_gradients": {"steps": 4},
+}
 
 
 def _sources_hash(name: str) -> str:
@@ -78,13 +82,13 @@ def _export_main(name: str, base: str) -> None:
     import keras
 
     from exporter import ExportConfig, SaliencyExporter, VerificationConfig
-    from exporter._config import LimitsConfig, MethodsConfig
-    from exporter._contract import EXPLAIN_SIGNATURES, SERVING_DEFAULT
+    from exporter._config import LimitsConfig, MethodsConfig, methods_from_record
+    from exporter._contract import SERVING_DEFAULT, signature_name
 
     application, size = MODELS[name]
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, application)(weights=None, input_shape=(size, size, 3))
-    methods = MethodsConfig(**METHODS) if name == METHODS_MODEL else MethodsConfig()
+    methods = methods_from_record(METHODS) if name == METHODS_MODEL else MethodsConfig()
     config = ExportConfig(
         name=name,
         methods=methods,
@@ -94,7 +98,7 @@ def _export_main(name: str, base: str) -> None:
         # The measured default maximum fits a 2 GiB budget per request, under 32 images for
         # ResNet50 at 224 (8) and ConvNeXtTiny (18); the benchmark's batch is 32.
         limits=LimitsConfig(
-            max_batch={sig: BATCH for sig in (SERVING_DEFAULT, *(EXPLAIN_SIGNATURES[m] for m in methods.enabled))}
+            max_batch={sig: BATCH for sig in (SERVING_DEFAULT, *(signature_name(m) for m in methods.enabled))}
         ),
     )
     samples = np.random.default_rng(7).random((4, size, size, 3), dtype=np.float32)
@@ -216,8 +220,8 @@ def run_model(name: str, export: dict[str, Any], workdir: Path) -> dict[str, Any
         result["methods"] = {
             method: {"over_explain": p50[f"cpp {method}"] / p50["cpp explain"], "gradients": count}
             for method, count in (
-                ("smoothgrad", METHODS["smoothgrad_samples"]),
-                ("integrated_gradients", METHODS["ig_steps"] + 1),
+                ("smoothgrad", METHODS["smoothgrad"]["samples"]),
+                ("integrated_gradients", METHODS["integrated_gradients"]["steps"] + 1),
             )
         }
     return result

@@ -13,11 +13,12 @@ from PIL import Image
 
 from exporter import ExportConfig, Tf1SavedModel, export_model
 from exporter._config import MethodsConfig
+from exporter.methods import IntegratedGradientsParams, SmoothGradParams
 from model_server import ModelServer, ServerOptions
 from serving_client import ServingClient
 from serving_client.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHAPE = (12, 12, 1)
 METHODS = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input")
 
@@ -33,7 +34,9 @@ def served(tmp_path_factory):
     config = ExportConfig(
         name="clf",
         warmup_batch_sizes=(1,),
-        methods=MethodsConfig(enabled=METHODS, smoothgrad_samples=4, ig_steps=16),
+        methods=MethodsConfig(
+            enabled=METHODS, params=[SmoothGradParams(samples=4), IntegratedGradientsParams(steps=16)]
+        ),
     )
     path = export_model(model, base, config=config)
     options = ServerOptions.single_model("clf", base, port=0, rest_api_port=0)

@@ -31,6 +31,9 @@ from exporter._errors import VerificationError
 from exporter._inputs import encode_samples
 from exporter._runtimes import RuntimeFetchError, installed_version, runtime_library
 from exporter._verify_cpp import CppLoaderCheck
+from exporter.methods import IntegratedGradientsParams, SmoothGradParams
+
+pytestmark = pytest.mark.integration
 
 ALL_METHODS = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam")
 SHAPE = (8, 8, 3)
@@ -63,7 +66,9 @@ def exports(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, dict]]:
         config = ExportConfig(
             name="cpp",
             # Few noise samples and IG steps: the same graph ops, a cheaper export-time check.
-            methods=MethodsConfig(enabled=ALL_METHODS, smoothgrad_samples=4, ig_steps=8),
+            methods=MethodsConfig(
+                enabled=ALL_METHODS, params=[SmoothGradParams(samples=4), IntegratedGradientsParams(steps=8)]
+            ),
             input=InputConfig(format=input_format),
         )
         result = SaliencyExporter(_cnn(), config).write(tmp_path_factory.mktemp(input_format), samples=_samples())
@@ -247,7 +252,6 @@ def _oldest_library() -> Path:
         pytest.skip(f"TF {OLDEST}'s runtime is not cached and cannot be fetched: {error}")
 
 
-@pytest.mark.slow
 def test_an_op_newer_than_the_runtime_fails_the_matrix_naming_the_runtime(tmp_path):
     keras.utils.set_random_seed(3)
     model = keras.Sequential(

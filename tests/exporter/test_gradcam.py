@@ -3,17 +3,16 @@ reference on every kind of logits head, the spatial-layer choice and its errors.
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from exporter import ExportConfig, SaliencyExporter, Tf1SavedModel, UnsupportedModelError
+from exporter import ExportConfig, SaliencyExporter, Tf1SavedModel, UnsupportedModelError, methods
 from exporter._config import MethodsConfig, config_from_mapping
-from exporter._reference import LogitsCopy, reference_gradcam
+from exporter._reference import LogitsCopy
+from exporter.methods import GradCamParams
 from tests.exporter.helpers import (
     INPUT_SHAPE,
     export,
@@ -23,6 +22,8 @@ from tests.exporter.helpers import (
     sigmoid_model,
     softmax_layer_model,
 )
+
+pytestmark = pytest.mark.integration
 
 GRADCAM = ExportConfig(methods=MethodsConfig(enabled=("gradcam",)))
 SIZE = 16
@@ -129,12 +130,14 @@ def test_gradcam_signature_def_and_the_report(blob_saved):
 def test_gradcam_matches_the_eager_reference_on_each_head(tmp_path, build):
     model = build()
     path = export(model, tmp_path, GRADCAM)
-    layer = SaliencyExporter(model, GRADCAM).gradcam.layer_name
+    layer = SaliencyExporter(model, GRADCAM).method_views["gradcam"].layer_name
     copy, x = LogitsCopy.of(model), samples(4, seed=3)
     with Tf1SavedModel(path) as saved:
         for target in (None, np.array([1], np.int32)):
             feed = {"images": x} if target is None else {"images": x, "target_class": target}
-            out, ref = saved.run("explain_gradcam", feed), reference_gradcam(copy, x, target, layer)
+            out, ref = saved.run("explain_gradcam", feed), methods.get("gradcam").reference(
+                copy, x, target, "max_abs", GradCamParams(layer=layer)
+            )
             np.testing.assert_array_equal(out["target_class"], ref["target_class"])
             np.testing.assert_allclose(out["logits"], ref["logits"], atol=1e-5)
             np.testing.assert_allclose(out["saliency"], ref["saliency"], atol=1e-5)
@@ -144,12 +147,15 @@ def test_gradcam_matches_the_eager_reference_on_each_head(tmp_path, build):
 
 def test_the_last_spatial_layer_is_found_and_a_named_one_is_used():
     model = blob_model()
-    assert SaliencyExporter(model, GRADCAM).gradcam.layer_name == "detectors"
+    assert SaliencyExporter(model, GRADCAM).method_views["gradcam"].layer_name == "detectors"
     # Sequential BN model: BatchNormalization is the last [B,h,w,k] layer before Flatten.
-    assert SaliencyExporter(sequential_bn_model(), GRADCAM).gradcam.layer_name.startswith("batch_normalization")
-    config = config_from_mapping({"methods": {"enabled": ["gradcam"]}, "gradcam": {"layer": "conv"}})
-    assert config.methods.gradcam_layer == "conv"
-    assert SaliencyExporter(fused_softmax_model(), config).gradcam.layer_name == "conv"
+    bn = SaliencyExporter(sequential_bn_model(), GRADCAM)
+    assert bn.method_views["gradcam"].layer_name.startswith("batch_normalization")
+    # The resolved layer is what verification's reference explains.
+    assert bn.methods.params_of("gradcam").layer == bn.method_views["gradcam"].layer_name
+    config = config_from_mapping({"methods": {"enabled": ["gradcam"], "gradcam": {"layer": "conv"}}})
+    assert config.methods.params_of("gradcam").layer == "conv"
+    assert SaliencyExporter(fused_softmax_model(), config).method_views["gradcam"].layer_name == "conv"
 
 
 def test_models_without_a_spatial_layer_are_refused_naming_the_layers():
@@ -167,7 +173,7 @@ def test_models_without_a_spatial_layer_are_refused_naming_the_layers():
     [("nope", r"'nope' is not a layer.*spatial layers are: 'conv'"), ("head", r"'head' does not output")],
 )
 def test_a_bad_named_layer_is_refused(layer, needle):
-    config = ExportConfig(methods=dataclasses.replace(GRADCAM.methods, gradcam_layer=layer))
+    config = ExportConfig(methods=GRADCAM.methods.replace_params(GradCamParams(layer=layer)))
     with pytest.raises(UnsupportedModelError, match=needle):
         SaliencyExporter(fused_softmax_model(), config)
 

@@ -17,11 +17,14 @@ from tensorflow_serving.apis import prediction_log_pb2
 from exporter import ConfigError, ExportConfig, Tf1SavedModel, UnsupportedModelError
 from exporter._config import InputConfig, MethodsConfig, config_from_mapping
 from exporter._export import SaliencyExporter
+from exporter.methods import IntegratedGradientsParams
 from tests.exporter.helpers import export
 
 SHAPE = (8, 8, 3)
 METHODS = MethodsConfig(
-    enabled=("integrated_gradients", "gradient_x_input", "gradcam"), ig_steps=8, internal_batch=4
+    enabled=("integrated_gradients", "gradient_x_input", "gradcam"),
+    params=[IntegratedGradientsParams(steps=8)],
+    internal_batch=4,
 )
 EXPLAINS = ("explain", "explain_integrated_gradients", "explain_gradient_x_input", "explain_gradcam")
 
@@ -58,6 +61,7 @@ def bytes_saved(exports):
         yield saved
 
 
+@pytest.mark.integration
 def test_uint8_and_bytes_give_the_float_paths_maps_on_the_same_pixels(exports):
     x = pixels(5)
     feeds = {"float32": x.astype(np.float32) / 255.0, "uint8": x, "image_bytes": png(x)}
@@ -77,6 +81,7 @@ def test_uint8_and_bytes_give_the_float_paths_maps_on_the_same_pixels(exports):
         )
 
 
+@pytest.mark.integration
 def test_scale_and_offset_define_the_model_input(tmp_path):
     # model_input = pixel * scale + offset: pixels 0..255 → [-1, 1].
     model = rgb_model()
@@ -89,6 +94,7 @@ def test_scale_and_offset_define_the_model_input(tmp_path):
     np.testing.assert_allclose(logits, expected, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_signature_defs_carry_each_formats_dtype(exports):
     h, w, c = SHAPE
     expected_images = {
@@ -108,6 +114,7 @@ def test_signature_defs_carry_each_formats_dtype(exports):
                 assert [d.size for d in sigs[name].outputs["saliency"].tensor_shape.dim] == [-1, h, w]
 
 
+@pytest.mark.integration
 def test_bytes_of_another_size_and_jpeg_are_decoded_and_resized(bytes_saved):
     big = np.random.default_rng(3).integers(0, 256, (20, 13, 3), dtype=np.uint8)
     jpeg = tf.io.encode_jpeg(big).numpy()
@@ -120,6 +127,7 @@ def test_bytes_of_another_size_and_jpeg_are_decoded_and_resized(bytes_saved):
     np.testing.assert_allclose(out["logits"][:1], expected, atol=1e-4)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
@@ -138,6 +146,7 @@ def test_corrupt_bytes_are_invalid_argument_through_the_tf1_loader(bytes_saved, 
     assert bytes_saved.run("explain", {"images": np.array([good], dtype=object)})["saliency"].shape == (1, 8, 8)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("fmt", ["uint8", "image_bytes"])
 def test_warmup_requests_carry_the_formats_dtype_and_replay(exports, fmt):
     path = exports[fmt] / "assets.extra" / "tf_serving_warmup_requests"
@@ -170,6 +179,7 @@ def test_input_config_is_parsed_and_checked():
         config_from_mapping({"input": {"mean": 0.5}})
 
 
+@pytest.mark.integration
 def test_image_bytes_needs_a_decodable_channel_count():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 6, 2))
@@ -178,6 +188,7 @@ def test_image_bytes_needs_a_decodable_channel_count():
         SaliencyExporter(model, ExportConfig(input=InputConfig(format="image_bytes")))
 
 
+@pytest.mark.integration
 def test_cli_input_format_flag(tmp_path):
     from exporter.cli import main
 

@@ -24,12 +24,15 @@ from tensorflow.core.protobuf import saved_model_pb2
 from exporter import ConfigError, ExportConfig, Tf1SavedModel
 from exporter._config import InputConfig, LimitsConfig, MethodsConfig, config_from_mapping
 from exporter._limits import default_max_image_bytes, default_max_pixels, graph_bytes
+from exporter.methods import IntegratedGradientsParams
 from tests.exporter.helpers import export
 from tests.image_bombs import bmp, bmp_image, gif, patch_jpeg_size, png_bomb, webp
 
 SHAPE = (28, 28, 1)
 BUDGET_MIB = 48
-METHODS = MethodsConfig(enabled=("integrated_gradients",), ig_steps=8, internal_batch=4)
+METHODS = MethodsConfig(
+    enabled=("integrated_gradients",), params=[IntegratedGradientsParams(steps=8)], internal_batch=4
+)
 MAX_PIXELS = 64 * 64
 
 
@@ -88,6 +91,7 @@ def cpp_model(bytes_export):
 OLDEST = Path(__file__).resolve().parents[2] / "build" / "compat" / "runtimes" / "tf-2.14.1"
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not (OLDEST / "libtensorflow_cc.so.2").is_file(), reason=f"no TF 2.14 runtime in {OLDEST} (make compat fetches it)")
 def test_the_guards_ops_run_on_tf_2_14s_cpp_runtime(bytes_export, report):
     from exporter._cpp_loader import CppLoaderError, load_saved_model
@@ -120,6 +124,7 @@ BOMBS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", sorted(BOMBS))
 def test_bombs_are_refused_through_the_tf1_loader(saved, kind):
     make, message = BOMBS[kind]
@@ -128,6 +133,7 @@ def test_bombs_are_refused_through_the_tf1_loader(saved, kind):
     assert saved.run("explain", {"images": strings(png())})["saliency"].shape == (1, 28, 28)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", sorted(BOMBS))
 def test_bombs_are_refused_through_the_cpp_loader(cpp_model, kind):
     from exporter._cpp_loader import CppLoaderError
@@ -140,6 +146,7 @@ def test_bombs_are_refused_through_the_cpp_loader(cpp_model, kind):
     assert cpp_model.run("explain", {"images": strings(png())})["saliency"].shape == (1, 28, 28)
 
 
+@pytest.mark.integration
 def test_every_accepted_format_within_the_limits_is_decoded(saved):
     images = strings(png(64, 64), jpeg(64, 64), png(30, 20))  # 64×64: exactly max_pixels
     out = saved.run("explain", {"images": images})
@@ -153,6 +160,7 @@ def test_every_accepted_format_within_the_limits_is_decoded(saved):
         saved.run("serving_default", {"images": strings(png(64, 65))})
 
 
+@pytest.mark.integration
 def test_limits_are_recorded_in_the_report(report):
     limits = report["limits"]
     assert limits["memory_budget_mib"] == BUDGET_MIB and limits["max_images"] == 1024
@@ -173,6 +181,7 @@ def test_limits_are_recorded_in_the_report(report):
     assert signatures["explain_integrated_gradients"]["max_batch"] < signatures["explain"]["max_batch"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("signature", ["serving_default", "explain", "explain_integrated_gradients"])
 @pytest.mark.parametrize("loader", ["tf1", "cpp"])
 def test_a_batch_just_under_and_just_over_each_limit(saved, cpp_model, report, signature, loader):
@@ -191,6 +200,7 @@ def test_a_batch_just_under_and_just_over_each_limit(saved, cpp_model, report, s
         run(signature, {"images": strings(*[image] * (maximum + 1))})
 
 
+@pytest.mark.integration
 def test_signature_defs_are_unchanged_for_clients(bytes_export):
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((bytes_export / "saved_model.pb").read_bytes())
@@ -212,6 +222,7 @@ def test_signature_defs_are_unchanged_for_clients(bytes_export):
     }
 
 
+@pytest.mark.integration
 def test_float_exports_enforce_configured_batch_limits(tmp_path):
     config = ExportConfig(limits=LimitsConfig(max_batch={"explain": 4}), warmup_batch_sizes=(1, 8))
     path = export(gray_model(), tmp_path, config)
@@ -226,6 +237,7 @@ def test_float_exports_enforce_configured_batch_limits(tmp_path):
         assert model.run("serving_default", {"images": np.zeros((8, *SHAPE), np.float32)})["logits"].shape == (8, 3)
 
 
+@pytest.mark.integration
 def test_a_budget_below_the_exporters_own_batch_gives_that_batch_and_says_so(caplog):
     from exporter import SaliencyExporter
 
@@ -328,7 +340,7 @@ print(refused, guarded, unguarded, len(bomb[0]))
 """
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("loader", ["tf1", "cpp"])
 def test_a_real_bomb_is_refused_with_peak_rss_near_its_baseline(bytes_export, loader):
     root = Path(__file__).resolve().parents[2]

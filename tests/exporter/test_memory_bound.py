@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 _PROBE = r"""
 import os, sys
@@ -26,6 +26,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras, numpy as np, tensorflow as tf
 from exporter import ExportConfig, SaliencyExporter
 from exporter._config import MethodsConfig
+from exporter.methods import IntegratedGradientsParams, SmoothGradParams
 method, steps, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 keras.utils.set_random_seed(0)
 inputs = keras.Input((32, 32, 3))
@@ -33,7 +34,11 @@ x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
 x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
 x = keras.layers.GlobalAveragePooling2D()(x)
 model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
-methods = MethodsConfig(enabled=(method,), internal_batch=chunk, ig_steps=steps, smoothgrad_samples=steps)
+methods = MethodsConfig(
+    enabled=(method,),
+    internal_batch=chunk,
+    params=[IntegratedGradientsParams(steps=steps), SmoothGradParams(samples=steps)],
+)
 fn = SaliencyExporter(model, ExportConfig(methods=methods)).signatures["explain_" + method]
 images = tf.constant(np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32))
 target = tf.constant([-1], tf.int32)

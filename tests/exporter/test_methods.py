@@ -14,23 +14,19 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from exporter import ConfigError, ExportConfig, SaliencyExporter, Tf1SavedModel
-from exporter._config import METHODS, MethodsConfig, config_from_mapping
-from exporter._reference import (
-    LogitsCopy,
-    numpy_saliency,
-    reference_explain,
-    reference_gradient_x_input,
-    reference_integrated_gradients,
-    reference_smoothgrad,
-)
+from exporter import ConfigError, ExportConfig, SaliencyExporter, Tf1SavedModel, methods
+from exporter._config import MethodsConfig, config_from_mapping
+from exporter._reference import LogitsCopy, numpy_saliency, reference_explain
+from exporter.methods import IntegratedGradientsParams, SmoothGradParams
 from tests.exporter.helpers import INPUT_SHAPE, export, logits_model, samples, sequential_bn_model
 
 NEW = ("explain_smoothgrad", "explain_integrated_gradients", "explain_gradient_x_input")
 # Small counts and an internal batch that does not divide them: a partial last chunk.
 # Grad-CAM has its own tests (test_gradcam.py): it needs a spatial layer, which linear_model lacks.
 ALL = MethodsConfig(
-    enabled=tuple(m for m in METHODS if m != "gradcam"), internal_batch=5, smoothgrad_samples=8, ig_steps=32
+    enabled=tuple(m for m in methods.names() if m != "gradcam"),
+    internal_batch=5,
+    params=[SmoothGradParams(samples=8), IntegratedGradientsParams(steps=32)],
 )
 
 
@@ -69,10 +65,12 @@ def linear_saved(tmp_path_factory):
         yield model, saved
 
 
+@pytest.mark.integration
 def test_default_export_has_only_the_original_signatures(fused_export):
     assert set(_signature_defs(fused_export[1])) - {"__saved_model_init_op"} == {"serving_default", "explain"}
 
 
+@pytest.mark.integration
 def test_new_signatures_names_dtypes_shapes_and_defaults(conv_export):
     sigs = _signature_defs(conv_export[1])
     h, w, ch = INPUT_SHAPE
@@ -96,6 +94,7 @@ def test_new_signatures_names_dtypes_shapes_and_defaults(conv_export):
         np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
 
 
+@pytest.mark.integration
 def test_report_lists_the_verified_methods(conv_export):
     import json
 
@@ -104,15 +103,22 @@ def test_report_lists_the_verified_methods(conv_export):
     assert report["export"]["methods"]["enabled"] == list(ALL.enabled)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("target", [None, np.array([2], np.int32)])
 def test_each_method_matches_the_eager_reference(conv_export, conv_saved, target):
     model, _ = conv_export
     copy, x = LogitsCopy.of(model), samples(3, seed=11)
     feed = {"images": x} if target is None else {"images": x, "target_class": target}
     refs = {
-        "explain_smoothgrad": reference_smoothgrad(copy, x, target, "max_abs", samples=8, sigma=0.15, seed=0),
-        "explain_integrated_gradients": reference_integrated_gradients(copy, x, target, "max_abs", steps=32, baseline=0.0),
-        "explain_gradient_x_input": reference_gradient_x_input(copy, x, target, "max_abs"),
+        "explain_smoothgrad": methods.get("smoothgrad").reference(
+            copy, x, target, "max_abs", SmoothGradParams(samples=8, noise=0.15, seed=0)
+        ),
+        "explain_integrated_gradients": methods.get("integrated_gradients").reference(
+            copy, x, target, "max_abs", IntegratedGradientsParams(steps=32, baseline=0.0)
+        ),
+        "explain_gradient_x_input": methods.get("gradient_x_input").reference(
+            copy, x, target, "max_abs", methods.NoParams()
+        ),
     }
     for name, ref in refs.items():
         out = conv_saved.run(name, feed)
@@ -125,12 +131,14 @@ def test_each_method_matches_the_eager_reference(conv_export, conv_saved, target
             np.testing.assert_allclose(out["approximation_error"], ref["approximation_error"], atol=1e-4)
 
 
+@pytest.mark.integration
 def test_integrated_gradients_is_complete_on_a_linear_model(linear_saved):
     _, saved = linear_saved
     out = saved.run("explain_integrated_gradients", {"images": samples(4), "target_class": np.array([1], np.int32)})
     assert out["approximation_error"].max() < 1e-5
 
 
+@pytest.mark.integration
 def test_integrated_gradients_error_is_small_on_conv_models(conv_saved, tmp_path):
     assert conv_saved.run("explain_integrated_gradients", {"images": samples(8)})["approximation_error"].max() < 0.01
     # A ReLU + BatchNorm network with the default 64 steps.
@@ -140,6 +148,7 @@ def test_integrated_gradients_error_is_small_on_conv_models(conv_saved, tmp_path
     assert error.max() < 0.05
 
 
+@pytest.mark.integration
 def test_gradient_x_input_on_a_linear_model_is_weight_times_input(linear_saved):
     model, saved = linear_saved
     x, target = samples(3, seed=4), 3
@@ -150,6 +159,7 @@ def test_gradient_x_input_on_a_linear_model_is_weight_times_input(linear_saved):
     np.testing.assert_allclose(out["saliency"], (expected - low) / (high - low), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_smoothgrad_on_a_linear_model_equals_vanilla_whatever_the_noise(linear_saved):
     # The gradient of a linear model is the same at every noisy copy.
     _, saved = linear_saved
@@ -159,10 +169,11 @@ def test_smoothgrad_on_a_linear_model_equals_vanilla_whatever_the_noise(linear_s
     )
 
 
+@pytest.mark.integration
 def test_smoothgrad_with_zero_noise_equals_vanilla():
     model = sequential_bn_model()
-    methods = MethodsConfig(enabled=("smoothgrad",), smoothgrad_noise=0.0, smoothgrad_samples=4)
-    signatures = SaliencyExporter(model, ExportConfig(methods=methods)).signatures
+    config = MethodsConfig(enabled=("smoothgrad",), params=[SmoothGradParams(noise=0.0, samples=4)])
+    signatures = SaliencyExporter(model, ExportConfig(methods=config)).signatures
     x, target = tf.constant(samples(4)), tf.constant([-1], tf.int32)
     smooth = signatures["explain_smoothgrad"](x, target)["saliency"].numpy()
     vanilla = signatures["explain"](x, target)["saliency"].numpy()
@@ -170,6 +181,7 @@ def test_smoothgrad_with_zero_noise_equals_vanilla():
     np.testing.assert_allclose(vanilla, reference_explain(LogitsCopy.of(model), samples(4), None, "max_abs")["saliency"], atol=1e-5)
 
 
+@pytest.mark.integration
 def test_smoothgrad_is_deterministic_and_independent_of_the_batch(conv_saved):
     x = samples(4, seed=9)
     first = conv_saved.run("explain_smoothgrad", {"images": x})["saliency"]
@@ -181,13 +193,14 @@ def test_smoothgrad_is_deterministic_and_independent_of_the_batch(conv_saved):
     assert np.abs(first - conv_saved.run("explain", {"images": x})["saliency"]).max() > 1e-3
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_chunking_gives_the_result_of_one_big_chunk(chunk):
     model, x, target = logits_model(), tf.constant(samples(3)), tf.constant([-1], tf.int32)
 
     def run(internal_batch: int) -> dict[str, np.ndarray]:
-        methods = dataclasses.replace(ALL, enabled=("smoothgrad", "integrated_gradients"), internal_batch=internal_batch)
-        sigs = SaliencyExporter(model, ExportConfig(methods=methods)).signatures
+        config = dataclasses.replace(ALL, enabled=("smoothgrad", "integrated_gradients"), internal_batch=internal_batch)
+        sigs = SaliencyExporter(model, ExportConfig(methods=config)).signatures
         return {
             "sg": sigs["explain_smoothgrad"](x, target)["saliency"].numpy(),
             "ig": sigs["explain_integrated_gradients"](x, target)["attributions"].numpy(),
@@ -201,30 +214,32 @@ def test_chunking_gives_the_result_of_one_big_chunk(chunk):
 def test_method_config_tables_are_parsed_and_checked():
     config = config_from_mapping(
         {
-            "methods": {"enabled": ["integrated_gradients", "smoothgrad"], "internal_batch": 8},
-            "smoothgrad": {"samples": 4, "noise": 0.0, "input_range": [-1, 1], "seed": 3},
-            "integrated_gradients": {"steps": 10, "baseline": -1.0},
+            "methods": {
+                "enabled": ["integrated_gradients", "smoothgrad"],
+                "internal_batch": 8,
+                "smoothgrad": {"samples": 4, "noise": 0.0, "input_range": [-1, 1], "seed": 3},
+                "integrated_gradients": {"steps": 10, "baseline": -1.0},
+            }
         }
     )
     assert config.methods == MethodsConfig(
         enabled=("vanilla", "smoothgrad", "integrated_gradients"),
         internal_batch=8,
-        smoothgrad_samples=4,
-        smoothgrad_noise=0.0,
-        smoothgrad_input_range=(-1.0, 1.0),
-        smoothgrad_seed=3,
-        ig_steps=10,
-        ig_baseline=-1.0,
+        params=[
+            SmoothGradParams(samples=4, noise=0.0, input_range=(-1.0, 1.0), seed=3),
+            IntegratedGradientsParams(steps=10, baseline=-1.0),
+        ],
     )
     assert ExportConfig().methods.enabled == ("vanilla",)
     with pytest.raises(ConfigError, match="Unknown explanation method 'lime'"):
         config_from_mapping({"methods": {"enabled": ["lime"]}})
-    with pytest.raises(ConfigError, match="Unknown key smoothgrad.sigma"):
-        config_from_mapping({"smoothgrad": {"sigma": 0.1}})
-    with pytest.raises(ConfigError, match="smoothgrad.noise must be >= 0"):
-        config_from_mapping({"smoothgrad": {"noise": -0.1}})
+    with pytest.raises(ConfigError, match=r"Unknown key methods\.smoothgrad\.sigma in \[methods\.smoothgrad\]"):
+        config_from_mapping({"methods": {"smoothgrad": {"sigma": 0.1}}})
+    with pytest.raises(ConfigError, match=r"methods\.smoothgrad\.noise must be >= 0"):
+        config_from_mapping({"methods": {"smoothgrad": {"noise": -0.1}}})
 
 
+@pytest.mark.integration
 def test_cli_methods_flag_exports_the_named_signatures(tmp_path):
     from exporter.cli import main
 

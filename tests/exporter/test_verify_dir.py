@@ -22,6 +22,7 @@ from exporter._config import LimitsConfig, MethodsConfig
 from exporter._files_hash import export_files_sha256
 from exporter._verify_dir import COMPAT_CACHE, REPORT_ASSET, verify_version
 from exporter._warmup import WARMUP_FILE
+from exporter.methods import IntegratedGradientsParams
 from tests.exporter.helpers import export, fused_softmax_model
 
 HAS_CPP = importlib.util.find_spec("exporter._cpp_loader") is not None
@@ -34,7 +35,7 @@ def good(tmp_path_factory) -> Path:
     # IG capped at 4 images: its warmup batch of 8 is written at 4, which verify must accept.
     config = ExportConfig(
         name="tiny",
-        methods=MethodsConfig(enabled=("vanilla", "integrated_gradients"), ig_steps=8),
+        methods=MethodsConfig(enabled=("vanilla", "integrated_gradients"), params=[IntegratedGradientsParams(steps=8)]),
         limits=LimitsConfig(max_batch={"explain_integrated_gradients": 4}),
     )
     return export(fused_softmax_model(), tmp_path_factory.mktemp("verify_good"), config)
@@ -54,6 +55,7 @@ def detail(result, name: str) -> str:
     return next(check.detail for check in result.checks if check.name == name)
 
 
+@pytest.mark.integration
 def test_a_good_version_passes_every_check(good):
     result = verify_version(good)
     assert result.passed, result.failures
@@ -69,6 +71,7 @@ def test_a_good_version_passes_every_check(good):
     assert json.loads(json.dumps(summary)) == summary and summary["passed"] is True
 
 
+@pytest.mark.integration
 def test_files_hash_covers_every_file_but_the_report(good, copy):
     report = json.loads((good / REPORT_ASSET).read_text())
     assert report["export_files"]["sha256"] == export_files_sha256(good, [REPORT_ASSET])
@@ -84,6 +87,7 @@ def test_files_hash_covers_every_file_but_the_report(good, copy):
     assert export_files_sha256(copy, [REPORT_ASSET]) != report["export_files"]["sha256"]
 
 
+@pytest.mark.integration
 def test_a_changed_report_hash_fails_only_the_hash_check(copy):
     path = copy / REPORT_ASSET
     report = json.loads(path.read_text())
@@ -96,6 +100,7 @@ def test_a_changed_report_hash_fails_only_the_hash_check(copy):
     assert [n for n, s in statuses(result).items() if s == "failed"] == ["files_hash"]
 
 
+@pytest.mark.integration
 def test_a_renamed_input_alias_in_saved_model_pb_fails_the_contract(copy):
     path = copy / "saved_model.pb"
     saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
@@ -110,6 +115,7 @@ def test_a_renamed_input_alias_in_saved_model_pb_fails_the_contract(copy):
     assert "'explain'" in detail(result, "contract") and "pixels" in detail(result, "contract")
 
 
+@pytest.mark.integration
 def test_garbage_in_saved_model_pb_fails_and_skips_what_needs_it(copy):
     path = copy / "saved_model.pb"
     data = bytearray(path.read_bytes())
@@ -122,6 +128,7 @@ def test_garbage_in_saved_model_pb_fails_and_skips_what_needs_it(copy):
     assert statuses(result)["tf1_loader"] == "skipped"
 
 
+@pytest.mark.integration
 def test_missing_variables_fail_the_tf1_loader(copy):
     for path in (copy / "variables").glob("variables.data-*"):
         path.unlink()
@@ -132,6 +139,7 @@ def test_missing_variables_fail_the_tf1_loader(copy):
     assert statuses(result)["warmup"] == "skipped"
 
 
+@pytest.mark.integration
 def test_truncated_warmup_records_fail_the_warmup_check(copy):
     path = copy / WARMUP_FILE
     path.write_bytes(path.read_bytes()[:-7])
@@ -141,6 +149,7 @@ def test_truncated_warmup_records_fail_the_warmup_check(copy):
     assert statuses(result)["tf1_loader"] == "ok"
 
 
+@pytest.mark.integration
 def test_a_warmup_record_for_an_unknown_signature_fails(copy):
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="tiny", signature_name="explain_v0"))
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 6, 6, 2), np.float32)))
@@ -152,6 +161,7 @@ def test_a_warmup_record_for_an_unknown_signature_fails(copy):
     assert "'explain_v0'" in detail(result, "warmup")
 
 
+@pytest.mark.integration
 def test_a_malformed_report_fails_closed_instead_of_crashing(copy):
     path = copy / REPORT_ASSET
     report = json.loads(path.read_text())
@@ -171,6 +181,7 @@ def test_a_directory_without_a_report_fails_cleanly(tmp_path):
     assert all(s == "skipped" for n, s in statuses(result).items() if n != "report")
 
 
+@pytest.mark.integration
 def test_a_requested_runtime_that_is_not_cached_fails_rather_than_passes(good):
     result = verify_version(good, cpp=False, runtimes=["1.99"])
     assert not result.passed
@@ -178,6 +189,7 @@ def test_a_requested_runtime_that_is_not_cached_fails_rather_than_passes(good):
     assert "1.99" in detail(result, "cpp_loader:1.99")
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not any(COMPAT_CACHE.glob("tf-2.14.*")), reason="needs the TF 2.14 runtime of `make compat`")
 def test_an_older_runtime_from_the_compat_cache_runs_every_signature(good):
     result = verify_version(good, cpp=False, runtimes=["2.14"])
@@ -187,6 +199,7 @@ def test_an_older_runtime_from_the_compat_cache_runs_every_signature(good):
     assert set(figures["signatures"]) == {"serving_default", "explain", "explain_integrated_gradients"}
 
 
+@pytest.mark.integration
 def test_evaluation_needs_the_model_and_then_gives_the_gate_verdict(good, tmp_path):
     from exporter.evaluation import evaluate_export
 
@@ -204,6 +217,7 @@ def test_evaluation_needs_the_model_and_then_gives_the_gate_verdict(good, tmp_pa
         assert set(figures) - {"seconds"} == {m.method for m in reference.methods}
 
 
+@pytest.mark.integration
 def test_cli_prints_json_and_exits_0_then_1_on_damage(good, copy):
     ok = subprocess.run([str(BIN / "saliency-export"), "verify", str(good), "-q"], capture_output=True, text=True, env=ENV, timeout=300)
     assert ok.returncode == 0, ok.stderr
