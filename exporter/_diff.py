@@ -276,8 +276,7 @@ def load_reference_images(spec: str, report: ExportReport) -> np.ndarray:
     """Reference images as the old export's float model inputs [N,H,W,C].
 
     Args:
-        spec: A `.npy` file of model inputs [N,H,W,C], "mnist" (the MNIST test digits,
-            in file order: use `num_images`); or image files (PNG/JPEG, comma-
+        spec: A `.npy` file of model inputs [N,H,W,C]; or image files (PNG/JPEG, comma-
             separated, or a directory of them), whose pixels are scaled as the export's
             `[input]` says (scale/offset for uint8 and image_bytes, 1/255 for float32).
         report: The old export's report (input shape and format).
@@ -286,7 +285,7 @@ def load_reference_images(spec: str, report: ExportReport) -> np.ndarray:
         ConfigError: A missing file, or images of another size or channel count.
     """
     shape = report.model.input_shape
-    if spec == "mnist" or spec.endswith(".npy"):
+    if spec.endswith(".npy"):
         from exporter.evaluation._data import load_images, prepare_images
 
         images = load_images(spec)

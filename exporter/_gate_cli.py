@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "needs the Keras model (--model, else the report's model.source)",
     )
     verify.add_argument("--model", help="the exported Keras model, for --evaluate")
-    verify.add_argument("--images", help="evaluation images (.npy [N,H,W,C] or 'mnist') for --evaluate")
+    verify.add_argument("--images", help="evaluation images (.npy [N,H,W,C]) for --evaluate")
     verify.add_argument("--output", type=Path, help="also write the JSON summary to this file")
     verify.add_argument("-q", "--quiet", action="store_true", help="only warnings on stderr")
 
@@ -65,8 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new", type=Path, help="the candidate version, e.g. build/export/3")
     diff.add_argument(
         "--images",
-        help="reference images: a .npy [N,H,W,C] of model inputs, 'mnist' (the MNIST test "
-        "digits; with --num-images), or comma-separated image "
+        help="reference images: a .npy [N,H,W,C] of model inputs, or comma-separated image "
         "files (PNG/JPEG, scaled as the export's [input] says); default: the old report's "
         "verification samples",
     )

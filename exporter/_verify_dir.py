@@ -529,7 +529,7 @@ def verify_version(
         cpp: Compare TF's C++ loader with the TF1 loader (when the runner is installed).
         evaluate: Also run the evaluation gate (randomization test, deletion/insertion).
         model: The Keras model file for `evaluate` (default: the report's `model.source`).
-        images: Evaluation images for `evaluate` (.npy or "mnist"; default: the
+        images: Evaluation images for `evaluate` (a .npy file; default: the
             verification samples).
 
     Returns:

@@ -1,4 +1,8 @@
-"""Evaluation images from `--data`: the MNIST test digits, or a `.npy` file."""
+"""Evaluation images from `--data`: a `.npy` file of model inputs the user gives.
+
+No data set is built in: callers pass their own held-out images (an array from Python, a
+`.npy` file from the CLI). The MNIST example writes its test digits as such a file.
+"""
 
 from __future__ import annotations
 
@@ -15,21 +19,20 @@ def load_images(spec: str | Path) -> np.ndarray:
     """Loads evaluation images.
 
     Args:
-        spec: `"mnist"` for the MNIST test digits (in file order), or a `.npy` file.
+        spec: A `.npy` file holding a numeric array (no pickles).
 
     Returns:
         float32 images as stored ([N,H,W,C], or [N,H,W]).
 
     Raises:
-        ConfigError: Missing or unreadable file, or not a numeric array.
+        ConfigError: Not a `.npy` path, a missing or unreadable file, or not a numeric array.
     """
-    if str(spec) == "mnist":
-        from exporter.mnist import load_mnist
-
-        return load_mnist().test_images
     path = Path(spec)
     if path.suffix != ".npy":
-        raise ConfigError(f"Evaluation data must be 'mnist' or a .npy file; received {str(spec)!r}.")
+        raise ConfigError(
+            f"Evaluation data must be a .npy file of images [N,H,W,C] (from Python, pass the "
+            f"array itself); received {str(spec)!r}."
+        )
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:

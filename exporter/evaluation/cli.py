@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         "AUC (Petsiuk et al. 2018) for every explanation signature of an export.",
     )
     parser.add_argument("export_dir", metavar="EXPORT_DIR", help="a version directory, e.g. models/mnist/1")
-    parser.add_argument("--data", required=True, help="'mnist' (MNIST test digits) or a .npy file [N,H,W,C]")
+    parser.add_argument("--data", required=True,
+                        help="held-out images: a .npy file [N,H,W,C] of model inputs (no pickles)")
     parser.add_argument("--model", help="the exported .keras model (default: model.source from the export report)")
     parser.add_argument("--num-images", type=int, default=32, help="images evaluated (default 32)")
     parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")

@@ -176,6 +176,9 @@ def test_image_files_are_reference_images(versions, tmp_path):
     np.save(tmp_path / "ref.npy", rng.random((3, *INPUT_SHAPE), dtype=np.float32))
     result = diff_versions(versions["old"], versions["same"], images=str(tmp_path / "ref.npy"))
     assert result.drift["images"] == 3 and result.passed
+    # No data set is built in: a bare name is looked up as a file.
+    with pytest.raises(Exception, match="--images: mnist is not a file or directory"):
+        diff_versions(versions["old"], versions["same"], images="mnist")
 
 
 def test_cli_diff_of_a_non_export_fails_with_a_json_summary(tmp_path, capsys):

@@ -200,6 +200,31 @@ def test_images_of_the_wrong_shape_are_refused(planted):
         evaluate_export(planted[2], np.zeros((2, 5, 5, 1)), model=planted[0], config=FAST)
 
 
+def test_evaluation_data_is_a_npy_file_the_user_gives(tmp_path):
+    from exporter.evaluation._data import load_images
+
+    np.save(tmp_path / "images.npy", np.arange(8, dtype=np.uint8).reshape(2, 2, 2, 1))
+    loaded = load_images(tmp_path / "images.npy")
+    assert loaded.dtype == np.float32 and loaded.shape == (2, 2, 2, 1) and loaded[1, 1, 1, 0] == 7.0
+    # No data set is built in: a bare name is not a file.
+    for spec in ("mnist", tmp_path / "images.png"):
+        with pytest.raises(ConfigError, match=rf"must be a \.npy file of images \[N,H,W,C\].*received '{spec}'"):
+            load_images(spec)
+    with pytest.raises(ConfigError, match=r"missing\.npy does not exist"):
+        load_images(tmp_path / "missing.npy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ConfigError, match=r"objects\.npy is not a plain numpy array"):
+        load_images(tmp_path / "objects.npy")
+
+
+def test_saliency_evaluate_help_names_no_built_in_data_set(capsys):
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--data DATA held-out images: a .npy file [N,H,W,C] of model inputs" in help_text
+    assert "MNIST" not in help_text and "'mnist'" not in help_text
+
+
 # -- config, CLI and the export gate ---------------------------------------------------
 
 
