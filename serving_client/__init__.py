@@ -7,6 +7,10 @@
 float32 arrays, uint8 pixel arrays (0..255), or for ``image_bytes`` exports file paths, encoded
 bytes, PIL images or pixel arrays (:data:`INPUT_FORMATS`, :func:`as_image_batch`). Response
 tensors are decoded within :class:`DecodeLimits` tied to ``max_message_bytes``.
+
+An export's methods are read from its signatures (:meth:`ServingClient.methods`), by the
+naming rule of :mod:`serving_client.contract`; an export's report is read with
+:func:`read_report` (:mod:`serving_client.report`).
 """
 
 from ._client import DEFAULT_MAX_MESSAGE_BYTES, ServingClient, signature_for
@@ -29,7 +33,6 @@ from ._exceptions import (
 )
 from ._inputs import INPUT_FORMATS, as_image_batch
 from ._results import (
-    METHODS,
     Explanation,
     ModelMetadata,
     ModelVersionStatus,
@@ -37,15 +40,16 @@ from ._results import (
     SignatureInfo,
     TensorSpec,
 )
+from .report import ExportReport, ReportError, read_report
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "INPUT_FORMATS",
-    "METHODS",
     "ClientClosedError",
     "DeadlineExceededError",
     "DecodeLimits",
     "Explanation",
+    "ExportReport",
     "FailedPreconditionError",
     "InvalidArgumentError",
     "MalformedTensorError",
@@ -53,6 +57,7 @@ __all__ = [
     "ModelVersionStatus",
     "NotFoundError",
     "Prediction",
+    "ReportError",
     "ResourceExhaustedError",
     "ServerError",
     "ServingClient",
@@ -65,5 +70,6 @@ __all__ = [
     "as_image_batch",
     "decode_tensor",
     "encode_tensor",
+    "read_report",
     "signature_for",
 ]

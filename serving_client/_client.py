@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from . import _codec, _inputs, _protos
+from . import _codec, _inputs, _protos, contract
 from ._exceptions import (
     ClientClosedError,
     DeadlineExceededError,
@@ -23,20 +23,20 @@ from ._exceptions import (
     from_rpc_error,
 )
 from ._results import (
-    METHODS,
     Explanation,
     ModelMetadata,
     ModelVersionStatus,
     Prediction,
     SignatureInfo,
     TensorSpec,
+    methods_in_order,
 )
 
 MiB = 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 256 * MiB
 
-_PREDICTION_OUTPUTS = ("logits", "probabilities", "predicted_class")
-_EXPLANATION_OUTPUTS = (*_PREDICTION_OUTPUTS, "target_class", "saliency")
+_PREDICTION_OUTPUTS = contract.PREDICT_OUTPUTS
+_EXPLANATION_OUTPUTS = contract.EXPLAIN_OUTPUTS
 _SIGNATURE_DEF_MAP = "tensorflow.serving.SignatureDefMap"
 
 # Backoff between UNAVAILABLE retries: full jitter over an exponentially growing window.
@@ -185,7 +185,7 @@ class ServingClient:
 
     # -- the API -----------------------------------------------------------------------------
 
-    def predict(self, images: Any, *, signature: str = "serving_default") -> Prediction:
+    def predict(self, images: Any, *, signature: str = contract.SERVING_DEFAULT) -> Prediction:
         """Classify a batch of images.
 
         Args:
@@ -208,7 +208,7 @@ class ServingClient:
                 the decoding limits.
         """
         batch = self._image_batch(images, signature)
-        outputs, spec = self._predict_typed({"images": batch}, signature)
+        outputs, spec = self._predict_typed({contract.IMAGES: batch}, signature)
         required = _take(outputs, _PREDICTION_OUTPUTS, signature)
         return Prediction(**required, **spec)
 
@@ -229,10 +229,11 @@ class ServingClient:
                 value per image: TF Serving's request batching concatenates inputs along
                 the batch dimension, so a request relying on the signature's length-1
                 default would fail there once it holds more than one image.
-            method: the explanation method, a key of :data:`serving_client.METHODS`
-                (``"vanilla"``, ``"smoothgrad"``, ``"integrated_gradients"``,
-                ``"gradient_x_input"``, ``"gradcam"``); default ``"vanilla"``. Which ones a
-                model offers: :meth:`methods`.
+            method: the explanation method (``"vanilla"``, ``"smoothgrad"``,
+                ``"integrated_gradients"``, ...), default ``"vanilla"``; it is served by
+                the signature the contract names for it (``explain`` /
+                ``explain_<method>``), and must be one the model offers (:meth:`methods`,
+                read from its metadata).
             signature: call this signature by name instead (any explanation signature with
                 the same outputs). Given together with ``method``, both must name the same
                 signature.
@@ -243,17 +244,25 @@ class ServingClient:
 
         Raises:
             TypeError, ValueError: for images the export's input format cannot take,
-                malformed target classes, an unknown ``method``, or a ``method`` and
+                malformed target classes, a ``method`` the model's metadata does not list
+                (the message lists those it has; nothing is sent), or a ``method`` and
                 ``signature`` that disagree.
             FileNotFoundError: for a missing image file (``image_bytes`` exports).
-            ServingError: a subclass for each gRPC failure (FailedPreconditionError when the
-                model was exported without that method); UnexpectedResponseError if an
-                output of the contract is missing.
+            ServingError: a subclass for each gRPC failure (FailedPreconditionError for an
+                explicit ``signature`` the model lacks, or a ``method`` the metadata could
+                not be read for); UnexpectedResponseError if an output of the contract is
+                missing.
         """
+        explicit = signature is not None
         signature = signature_for(method, signature)
+        if not explicit:
+            self._check_offered(method or contract.VANILLA, signature)
         batch = self._image_batch(images, signature)
-        requested = -1 if target_class is None else target_class
-        inputs = {"images": batch, "target_class": _inputs.as_target_class(requested, batch.shape[0])}
+        requested = contract.TARGET_CLASS_DEFAULT if target_class is None else target_class
+        inputs = {
+            contract.IMAGES: batch,
+            contract.TARGET_CLASS: _inputs.as_target_class(requested, batch.shape[0]),
+        }
         outputs, spec = self._predict_typed(inputs, signature)
         required = _take(outputs, _EXPLANATION_OUTPUTS, signature)
         extras = {key: value for key, value in outputs.items() if key not in required}
@@ -269,8 +278,9 @@ class ServingClient:
         """The explanation methods the served model offers (from its metadata).
 
         Returns:
-            Keys of :data:`serving_client.METHODS` whose signature the model has, in that
-            order (``"vanilla"`` first for every saliency-serving export).
+            The methods whose signatures the model has, by the contract's naming rule
+            (``explain`` → ``"vanilla"``, ``explain_<name>`` → ``"<name>"``): ``"vanilla"``
+            first, then the others by signature name.
 
         Raises:
             ServingError: a subclass for each gRPC failure.
@@ -336,9 +346,9 @@ class ServingClient:
             for name in sorted(signature_map.signature_def)
         }
         self._formats = {
-            name: info.inputs["images"].dtype
+            name: info.inputs[contract.IMAGES].dtype
             for name, info in signatures.items()
-            if "images" in info.inputs
+            if contract.IMAGES in info.inputs
         }
         return ModelMetadata(
             model_name=response.model_spec.name,
@@ -372,7 +382,7 @@ class ServingClient:
             for entry in response.model_version_status
         ]
 
-    def input_format(self, signature: str = "serving_default") -> str:
+    def input_format(self, signature: str = contract.SERVING_DEFAULT) -> str:
         """The format ``signature``'s ``images`` input takes, from the model's metadata.
 
         Read with one GetModelMetadata call per client and kept (thread-safe); the cache is
@@ -410,6 +420,18 @@ class ServingClient:
         return _inputs.input_format_of(dtype, signature)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _check_offered(self, method: str, signature: str) -> None:
+        """Refuse, before sending, a method whose signature the model's metadata lacks."""
+        self.input_format(signature)  # reads the metadata once per client
+        formats = self._formats
+        if self._no_metadata or formats is None or signature in formats:
+            return
+        offered = methods_in_order(formats)
+        raise ValueError(
+            f"Model {self.model_name!r} has no explanation method {method!r} (no signature "
+            f"{signature!r}); it offers {', '.join(offered) or 'no explanation method'}."
+        )
 
     def _image_batch(self, images: Any, signature: str) -> np.ndarray:
         return _inputs.as_image_batch(images, self.input_format(signature))
@@ -512,25 +534,22 @@ def signature_for(method: str | None, signature: str | None = None) -> str:
     """The signature to call for ``method`` (default ``"vanilla"``) or an explicit ``signature``.
 
     Args:
-        method: a key of :data:`serving_client.METHODS`, or ``None``.
+        method: an explanation method name (the contract's naming rule gives its signature:
+            ``vanilla`` → ``explain``, ``<name>`` → ``explain_<name>``), or ``None``.
         signature: an explicit signature name, or ``None``.
 
     Returns:
         The signature name.
 
     Raises:
-        ValueError: for an unknown method, or a method and a signature that disagree.
+        ValueError: for a method name that is not a lower-case identifier, or a method and a
+            signature that disagree.
     """
-    if method is not None and method not in METHODS:
-        raise ValueError(
-            f"Unknown explanation method {method!r}; expected one of {', '.join(METHODS)} "
-            "(or pass signature= for another signature name)."
-        )
     if signature is None:
-        return METHODS[method or "vanilla"]
-    if method is not None and METHODS[method] != signature:
+        return contract.signature_name(method or contract.VANILLA)
+    if method is not None and contract.signature_name(method) != signature:
         raise ValueError(
-            f"method={method!r} calls signature {METHODS[method]!r}, but signature="
+            f"method={method!r} calls signature {contract.signature_name(method)!r}, but signature="
             f"{signature!r} was also given; pass one of them."
         )
     return signature

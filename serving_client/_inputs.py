@@ -16,16 +16,23 @@ from typing import Any
 
 import numpy as np
 
+from ._codec import dtype_name
+from .contract import FLOAT32, IMAGE_BYTES, INPUT_FORMAT_DTYPES, INPUT_FORMATS, UINT8
+
+__all__ = [
+    "FLOAT32",
+    "IMAGE_BYTES",
+    "INPUT_FORMATS",
+    "UINT8",
+    "as_image_batch",
+    "as_target_class",
+    "input_format_of",
+]
+
 _INT32 = np.iinfo(np.int32)
 
-#: The formats of an export's ``images`` input, as ``[input] format`` spells them.
-FLOAT32 = "float32"
-UINT8 = "uint8"
-IMAGE_BYTES = "image_bytes"
-INPUT_FORMATS: tuple[str, ...] = (FLOAT32, UINT8, IMAGE_BYTES)
-
-# TensorSpec.dtype (the client's dtype names) → input format.
-_FORMAT_OF_DTYPE = {"float32": FLOAT32, "uint8": UINT8, "string": IMAGE_BYTES}
+# TensorSpec.dtype (the client's dtype names) → input format, from the contract's dtypes.
+_FORMAT_OF_DTYPE = {dtype_name(dtype): name for name, dtype in INPUT_FORMAT_DTYPES.items()}
 
 # Leading bytes of the encodings tf.io.decode_image reads (the export may refuse some of them,
 # e.g. GIF; the server says so). Anything else is not an encoded image at all.

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 
-#: Explanation method → the signature that computes it (the exporter's names).
-METHODS: Mapping[str, str] = MappingProxyType(
-    {
-        "vanilla": "explain",
-        "smoothgrad": "explain_smoothgrad",
-        "integrated_gradients": "explain_integrated_gradients",
-        "gradient_x_input": "explain_gradient_x_input",
-        "gradcam": "explain_gradcam",
-    }
-)
-METHOD_OF_SIGNATURE: Mapping[str, str] = MappingProxyType({v: k for k, v in METHODS.items()})
+from . import contract
+
+
+def methods_in_order(signatures: Iterable[str]) -> dict[str, str]:
+    """An export's explanation methods (method → signature) by the contract's naming rule.
+
+    ``vanilla`` (``explain``) first, then the others by signature name, so the order depends
+    only on which signatures exist, never on the order a server lists them in.
+    """
+    ordered = sorted(signatures, key=lambda name: (name != contract.EXPLAIN, name))
+    return contract.methods_of_signatures(ordered)
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,12 @@ class Explanation:
 
     @property
     def method(self) -> str | None:
-        """The method name of the signature that answered (``"vanilla"``, ...), or ``None``."""
-        return METHOD_OF_SIGNATURE.get(self.signature_name)
+        """The method the answering signature serves (``"vanilla"``, ...), or ``None``.
+
+        By the contract's naming rule: ``explain`` is ``vanilla``, ``explain_<name>`` is
+        ``<name>``; any other signature serves no method.
+        """
+        return contract.method_of_signature(self.signature_name)
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,11 @@ class ModelMetadata:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The explanation methods whose signatures this version has, in :data:`METHODS` order."""
-        return tuple(method for method, name in METHODS.items() if name in self.signatures)
+        """The explanation methods whose signatures this version has (``vanilla`` first).
+
+        A method exists exactly when its signature does (``explain`` / ``explain_<method>``).
+        """
+        return tuple(methods_in_order(self.signatures))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ behaviour on the model name, which lets tests drive error mapping and retries ov
   fields (single-value broadcast included), other signatures in ``tensor_content``;
   signature ``bad`` aborts INVALID_ARGUMENT, ``no_saliency`` omits the saliency output.
 - ``multi``: answers like ``mnist``; its metadata also lists ``explain_smoothgrad``,
-  ``explain_integrated_gradients`` and a non-method ``explain_custom``.
+  ``explain_integrated_gradients`` and ``custom_saliency``, an explanation-shaped signature
+  whose name serves no method by the contract's rule. ``every``: its metadata lists every
+  built-in method's signature.
 - ``missing``: NOT_FOUND. ``down``: always UNAVAILABLE. ``flaky``: UNAVAILABLE twice, then
   answers like ``mnist``. ``broken``: FAILED_PRECONDITION. ``slow``: sleeps 2 s.
 """
@@ -205,7 +207,7 @@ def fake_serving(official):
                 "probabilities": probabilities,
                 "predicted_class": predicted,
             }
-            if signature.startswith("explain") or signature == "no_saliency":
+            if signature.startswith("explain") or signature in ("no_saliency", "custom_saliency"):
                 if "target_class" in request.inputs:
                     target = tf.make_ndarray(request.inputs["target_class"]).astype(np.int32)
                 else:
@@ -244,7 +246,14 @@ def fake_serving(official):
             response.model_spec.version.value = 1
             extra = ()
             if request.model_spec.name == "multi":
-                extra = ("explain_smoothgrad", "explain_integrated_gradients", "explain_custom")
+                extra = ("explain_smoothgrad", "explain_integrated_gradients", "custom_saliency")
+            if request.model_spec.name == "every":
+                extra = (
+                    "explain_smoothgrad",
+                    "explain_integrated_gradients",
+                    "explain_gradient_x_input",
+                    "explain_gradcam",
+                )
             response.metadata["signature_def"].Pack(_signature_def_map(official, extra))
             return response
 

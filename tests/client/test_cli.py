@@ -139,7 +139,7 @@ def test_console_script_runs_as_a_process(serving):
 
 def test_explain_method_flag_selects_the_signature(serving, digit_pngs, tmp_path, capsys):
     code = main(
-        ["explain", digit_pngs[0], *common(serving), "--out", str(tmp_path / "o"),
+        ["explain", digit_pngs[0], *common(serving, model="multi"), "--out", str(tmp_path / "o"),
          "--method", "smoothgrad", "--overlay-type", "grayscale", "--clip-percentiles", "5,95"]
     )
     output = capsys.readouterr().out
@@ -149,7 +149,7 @@ def test_explain_method_flag_selects_the_signature(serving, digit_pngs, tmp_path
 
 def test_explain_polarity_both_draws_the_signed_ig_attributions(serving, digit_pngs, tmp_path, capsys):
     code = main(
-        ["explain", digit_pngs[1], *common(serving), "--out", str(tmp_path / "o"),
+        ["explain", digit_pngs[1], *common(serving, model="multi"), "--out", str(tmp_path / "o"),
          "--method", "integrated_gradients", "--polarity", "both", "--alpha", "1"]
     )
     output = capsys.readouterr().out
@@ -167,6 +167,16 @@ def test_explain_polarity_without_signed_attributions_exits_1(serving, digit_png
     assert "integrated_gradients" in capsys.readouterr().err
 
 
+def test_explain_method_the_model_lacks_exits_1_listing_the_offered_ones(serving, digit_pngs, tmp_path, capsys):
+    out = tmp_path / "o"
+    code = main(["explain", digit_pngs[0], *common(serving, model="multi"), "--out", str(out), "--method", "gradcam"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--method: the model does not export gradcam (no signature 'explain_gradcam')" in err
+    assert "it offers vanilla, integrated_gradients, smoothgrad." in err
+    assert not out.exists()
+
+
 def test_explain_method_and_signature_that_disagree_exit_1(serving, digit_pngs, tmp_path, capsys):
     code = main(
         ["explain", digit_pngs[0], *common(serving), "--out", str(tmp_path),
@@ -182,9 +192,9 @@ def test_compare_writes_one_grid_with_every_offered_method(serving, digit_pngs, 
     captured = capsys.readouterr()
     assert code == 0, captured.err
     lines = captured.out.strip().splitlines()
-    assert [line.split("\t")[0] for line in lines[:-1]] == ["vanilla", "smoothgrad", "integrated_gradients"]
+    assert [line.split("\t")[0] for line in lines[:-1]] == ["vanilla", "integrated_gradients", "smoothgrad"]
     assert all("predicted=0" in line and "target=0" in line for line in lines[:-1])
-    assert "signature=explain_integrated_gradients" in lines[2]
+    assert "signature=explain_integrated_gradients" in lines[1]
     grid_path = lines[-1].removeprefix("grid=")
     assert grid_path == str(out / "digit0_compare.png")
     picture = np.asarray(Image.open(grid_path))
@@ -204,7 +214,7 @@ def test_compare_methods_flag_picks_and_orders_the_methods(serving, digit_pngs, 
 
 @pytest.mark.parametrize(
     ("methods", "message"),
-    [("vanilla,lime", "unknown method"), ("gradcam", "does not export gradcam")],
+    [("vanilla,lime", "does not export lime (no signature 'explain_lime')"), ("gradcam", "does not export gradcam")],
 )
 def test_compare_rejects_unknown_or_missing_methods(serving, digit_pngs, tmp_path, capsys, methods, message):
     code = main(["compare", digit_pngs[0], *common(serving, model="multi"), "--out", str(tmp_path), "--methods", methods])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import serving_client as sc
-from serving_client import ServingClient
+from serving_client import ServingClient, contract
 
 from .conftest import IMAGE_SHAPE, logits_for, saliency_for, softmax
 
@@ -111,42 +111,49 @@ def test_extra_outputs_of_other_signatures_land_in_extras(client):
         ("gradcam", "explain_gradcam"),
     ],
 )
-def test_method_selects_its_signature(client, official, serving, method, signature):
-    explanation = client.explain(images(1), method=method)
+def test_method_selects_its_signature(official, serving, method, signature):
+    with ServingClient(serving.target, "every", timeout=5.0) as client:
+        explanation = client.explain(images(1), method=method)
     assert last_request(official, serving).model_spec.signature_name == signature
     assert explanation.signature_name == signature
     assert explanation.method == method
-    assert sc.METHODS[method] == signature
+    assert contract.signature_name(method) == signature
+    assert contract.method_of_signature(signature) == method
 
 
 def test_default_is_vanilla_and_signature_still_works(client, official, serving):
     assert client.explain(images(1)).method == "vanilla"
-    explanation = client.explain(images(1), signature="explain_custom")
-    assert explanation.signature_name == "explain_custom"
-    assert explanation.method is None  # not one of the known methods
+    explanation = client.explain(images(1), signature="custom_saliency")
+    assert explanation.signature_name == "custom_saliency"
+    assert explanation.method is None  # the naming rule gives this signature no method
     assert client.explain(images(1), method="smoothgrad", signature="explain_smoothgrad").method == "smoothgrad"
 
 
-def test_unknown_method_lists_the_methods_and_sends_nothing(client, serving):
-    with pytest.raises(ValueError, match="vanilla, smoothgrad, integrated_gradients") as info:
-        client.explain(images(1), method="lime")
-    assert "gradcam" in str(info.value)
-    assert serving.requests == []
+def test_a_method_the_model_lacks_lists_the_offered_ones_and_sends_nothing(serving):
+    with ServingClient(serving.target, "multi", timeout=5.0) as client:
+        with pytest.raises(ValueError, match="no explanation method 'lime'") as info:
+            client.explain(images(1), method="lime")
+        assert "'explain_lime'" in str(info.value)
+        assert "it offers vanilla, integrated_gradients, smoothgrad." in str(info.value)
+        with pytest.raises(ValueError, match="lower-case identifier; received 'Lime'"):
+            client.explain(images(1), method="Lime")
+    assert serving.requests == []  # the metadata was read, no Predict was sent
 
 
 def test_method_and_signature_that_disagree_are_rejected(client, serving):
-    with pytest.raises(ValueError, match="explain_smoothgrad.*explain_custom|pass one of them"):
-        client.explain(images(1), method="smoothgrad", signature="explain_custom")
+    with pytest.raises(ValueError, match="explain_smoothgrad.*custom_saliency|pass one of them"):
+        client.explain(images(1), method="smoothgrad", signature="custom_saliency")
     assert serving.requests == []
 
 
-def test_integrated_gradients_outputs_are_typed_fields_and_extras(client):
+def test_integrated_gradients_outputs_are_typed_fields_and_extras(serving):
     batch = images(2)
-    explanation = client.explain(batch, method="integrated_gradients")
+    with ServingClient(serving.target, "multi", timeout=5.0) as client:
+        explanation = client.explain(batch, method="integrated_gradients")
+        vanilla = client.explain(batch)
     np.testing.assert_allclose(explanation.attributions, batch * 0.5)
     assert explanation.attributions is explanation.extras["attributions"]
     assert explanation.approximation_error.shape == (2,)
-    vanilla = client.explain(batch)
     assert vanilla.attributions is None and vanilla.approximation_error is None
 
 
@@ -154,8 +161,9 @@ def test_methods_come_from_the_metadata_in_method_order(serving):
     with ServingClient(serving.target, "mnist", timeout=5.0) as client:
         assert client.methods() == ("vanilla",)
     with ServingClient(serving.target, "multi", timeout=5.0) as client:
-        assert client.methods() == ("vanilla", "smoothgrad", "integrated_gradients")
-        assert "explain_custom" in client.metadata().signatures  # listed, but not a method
+        # By the naming rule, vanilla first, then by signature name: no hand-kept list.
+        assert client.methods() == ("vanilla", "integrated_gradients", "smoothgrad")
+        assert "custom_saliency" in client.metadata().signatures  # listed, but not a method
 
 
 def test_missing_contract_output_raises_unexpected_response(client):
