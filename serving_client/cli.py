@@ -19,7 +19,7 @@ import numpy as np
 from . import _inputs, render
 from ._client import ServingClient, signature_for
 from ._exceptions import ServingError
-from ._results import METHODS, Explanation, ModelMetadata
+from ._results import Explanation, ModelMetadata
 
 PROG = "saliency-client"
 
@@ -88,6 +88,8 @@ def _ui(args: argparse.Namespace) -> int:
 
 def _explain(client: ServingClient, args: argparse.Namespace) -> int:
     signature = signature_for(args.method, args.signature)
+    if args.method is not None and args.signature is None:
+        _check_methods(client, [args.method], "--method")
     loaded = _load_images(client, args.images, signature)
     images = loaded.shown
     explanations = [
@@ -111,24 +113,26 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(client: ServingClient, args: argparse.Namespace) -> int:
+def _check_methods(client: ServingClient, methods: Sequence[str], flag: str) -> None:
+    """Refuse methods the model's signatures do not serve, listing the ones they do."""
     offered = client.methods()
+    missing = [name for name in methods if name not in offered]
+    if missing:
+        raise ValueError(
+            f"{flag}: the model does not export {', '.join(missing)} (no signature "
+            f"{', '.join(repr(signature_for(name)) for name in missing)}); it offers "
+            f"{', '.join(offered) or 'no explanation method'}."
+        )
+
+
+def _compare(client: ServingClient, args: argparse.Namespace) -> int:
     if args.methods is None:
-        methods = list(offered)
+        methods = list(client.methods())
     else:
         methods = [name.strip() for name in args.methods.split(",") if name.strip()]
-        unknown = [name for name in methods if name not in METHODS]
-        if unknown or not methods:
-            raise ValueError(
-                f"--methods: unknown method(s) {unknown or methods}; expected a comma-separated "
-                f"list of {', '.join(METHODS)}."
-            )
-        missing = [name for name in methods if name not in offered]
-        if missing:
-            raise ValueError(
-                f"The model does not export {', '.join(missing)}; it offers "
-                f"{', '.join(offered) or 'no explanation method'}."
-            )
+        if not methods:
+            raise ValueError(f"--methods: got {args.methods!r}; expected a comma-separated list of method names.")
+        _check_methods(client, methods, "--methods")
     loaded = _load_images(client, [args.image], signature_for(methods[0]))
     image, sent = loaded.shown[0], loaded.batches()[0]
     cells, titles = [image], ["input"]
@@ -341,7 +345,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")
     explain.add_argument(
-        "--method", choices=tuple(METHODS), help="explanation method (default: vanilla)"
+        "--method",
+        help="explanation method, one the model's signatures serve (default: vanilla)",
     )
     explain.add_argument("--signature", help="explanation signature by name (default: explain)")
     explain.set_defaults(run=_explain)
