@@ -25,14 +25,16 @@ from exporter._errors import VerificationError
 from exporter._inputs import encode_samples
 from exporter._reference import FunctionReference, LogitsCopy, reference_explain
 from exporter._tf1 import Tf1SavedModel
+from serving_client.contract import FLOAT32, INPUT_FORMAT_DTYPES, DataType
 
 __all__ = ["check_contract", "verify_export"]
 
 logger = logging.getLogger("exporter")
 
-_DT_FLOAT, _DT_INT32 = 1, 3
+# Plain ints (the contract's DataType numbers), so messages print them as before.
+_DT_FLOAT, _DT_INT32 = int(DataType.DT_FLOAT), int(DataType.DT_INT32)
 #: DataType of `images` for each input format.
-_IMAGES_DTYPE = {"float32": _DT_FLOAT, "uint8": 4, "image_bytes": 7}
+_IMAGES_DTYPE = {name: int(dtype) for name, dtype in INPUT_FORMAT_DTYPES.items()}
 _EXPECTED = {
     c.SERVING_DEFAULT: (
         {c.IMAGES: _DT_FLOAT},
@@ -61,7 +63,7 @@ def _method_expected(method: _methods.Method) -> tuple[dict[str, int], dict[str,
 
 
 def check_contract(
-    signature_defs: dict[str, Any], methods: MethodsConfig | None = None, input_format: str = "float32"
+    signature_defs: dict[str, Any], methods: MethodsConfig | None = None, input_format: str = FLOAT32
 ) -> None:
     """Raises VerificationError unless the SignatureDefs follow the documented contract.
 
