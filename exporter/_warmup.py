@@ -11,9 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from serving_client.contract import (
+    FLOAT32,
+    IMAGES,
+    TARGET_CLASS,
+    TARGET_CLASS_DEFAULT,
+    UINT8,
+    WARMUP_ASSET,
+)
+
 __all__ = ["WARMUP_FILE", "write_warmup_requests"]
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+WARMUP_FILE = Path(WARMUP_ASSET)
 
 
 def write_warmup_requests(
@@ -24,7 +33,7 @@ def write_warmup_requests(
     input_shape: tuple[int, int, int],
     batch_sizes: Sequence[int],
     seed: int = 0,
-    input_format: str = "float32",
+    input_format: str = FLOAT32,
     max_batch: Mapping[str, int] | None = None,
 ) -> Path:
     """Writes one PredictRequest per signature and batch size as a TFRecord of PredictionLogs.
@@ -64,10 +73,10 @@ def write_warmup_requests(
                 request = predict_pb2.PredictRequest(
                     model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
                 )
-                request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
-                if "target_class" in signature_inputs[signature]:
-                    target = np.full((batch,), -1, np.int32)
-                    request.inputs["target_class"].CopyFrom(tf.make_tensor_proto(target))
+                request.inputs[IMAGES].CopyFrom(tf.make_tensor_proto(images))
+                if TARGET_CLASS in signature_inputs[signature]:
+                    target = np.full((batch,), TARGET_CLASS_DEFAULT, np.int32)
+                    request.inputs[TARGET_CLASS].CopyFrom(tf.make_tensor_proto(target))
                 log = prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request)
                 )
@@ -76,11 +85,11 @@ def write_warmup_requests(
 
 
 def _images(rng: np.random.Generator, batch: int, input_shape: tuple[int, int, int], input_format: str) -> np.ndarray:
-    if input_format == "float32":
+    if input_format == FLOAT32:
         return rng.random((batch, *input_shape), dtype=np.float32)
     import tensorflow as tf
 
     pixels = rng.integers(0, 256, (batch, *input_shape), dtype=np.uint8)
-    if input_format == "uint8":
+    if input_format == UINT8:
         return pixels
     return np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)

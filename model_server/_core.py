@@ -14,11 +14,13 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from serving_client.contract import SERVING_DEFAULT
+
 from ._batching import BatchScheduler
 from ._errors import ServingError, invalid_argument
 from ._limits import RequestLimits
 from ._manager import ServableManager, State
-from ._predict import DEFAULT_SIGNATURE, InputValue, outputs_to_protos, run_predict
+from ._predict import InputValue, outputs_to_protos, run_predict
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -87,7 +89,7 @@ class ServingCore:
         Returns:
             (signature key used, version that answered, outputs by alias).
         """
-        what = f"predict/{signature_name or 'serving_default'}"
+        what = f"predict/{signature_name or SERVING_DEFAULT}"
         try:
             if version is not None and label:
                 raise invalid_argument(
@@ -96,7 +98,7 @@ class ServingCore:
                 )
             with self.manager.handle(name, version, label) as servable:
                 # The export's limits first: an oversize batch or a bomb is refused undecoded.
-                self.limits.check(servable, signature_name or DEFAULT_SIGNATURE, inputs)
+                self.limits.check(servable, signature_name or SERVING_DEFAULT, inputs)
                 key, outputs = run_predict(
                     servable, signature_name, inputs, output_filter, self.batcher
                 )
@@ -119,7 +121,7 @@ class ServingCore:
                 REST handler.
         """
         with self.manager.handle(name, version, label) as servable:
-            key = signature or "serving_default"
+            key = signature or SERVING_DEFAULT
             sig = servable.signature_defs.get(key)
             if sig is None:
                 raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')

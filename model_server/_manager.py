@@ -17,13 +17,15 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from serving_client.contract import WARMUP_ASSET
+
 from ._config import ModelConfig
 from ._errors import ServingError, invalid_argument, not_found
 from ._servable import LoadedServable, load_saved_model
 
 log = logging.getLogger("model_server")
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+WARMUP_FILE = Path(WARMUP_ASSET)
 MAX_WARMUP_RECORDS = 1000  # TF Serving's kMaxNumRecords in saved_model_warmup_util.cc
 
 
