@@ -33,8 +33,8 @@ demo: $(STAMP)  ## train (cached) → export → serve over gRPC → explain a d
 test: $(STAMP)  ## run the whole suite, end-to-end tests included
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)  ## the suite without the slow end-to-end tests
-	$(PY) -m pytest -q -m 'not slow'
+test-fast: $(STAMP)  ## the unit tests: no TensorFlow model, no server (markers in pyproject.toml)
+	$(PY) -m pytest -q -m 'not integration and not e2e'
 
 sweep: $(STAMP)  ## every keras.applications family exports and verifies (random weights, smallest input)
 	SALIENCY_SWEEP=all $(PY) -m pytest -q tests/exporter/test_applications.py

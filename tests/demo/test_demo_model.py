@@ -19,6 +19,7 @@ from exporter.demo_model import (
 FAST = {"epochs": 1, "batch_size": 64, "min_accuracy": 0.0, "progress": False}
 
 
+@pytest.mark.integration
 def test_cnn_has_exactly_the_documented_layer_recipe():
     model = build_mnist_cnn()
     assert tuple(model.input_shape) == (None, 28, 28, 1)
@@ -54,7 +55,7 @@ def trained_cache(tmp_path_factory, tiny_mnist):
     return cache, first
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_first_call_trains_and_writes_model_and_metadata(trained_cache, tiny_mnist):
     cache, first = trained_cache
     assert first.trained is True
@@ -67,7 +68,7 @@ def test_first_call_trains_and_writes_model_and_metadata(trained_cache, tiny_mni
     assert first.test_accuracy > 0.5
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_second_call_reloads_the_cache_with_identical_predictions(trained_cache, tiny_mnist):
     cache, first = trained_cache
     second = train_or_load(cache, data=tiny_mnist, **FAST)
@@ -79,7 +80,7 @@ def test_second_call_reloads_the_cache_with_identical_predictions(trained_cache,
     )
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_corrupt_model_file_is_retrained_and_repaired(tmp_path, tiny_mnist):
     train_or_load(tmp_path, data=tiny_mnist, **FAST)
     (tmp_path / CACHE_MODEL_NAME).write_bytes(b"not a zip archive")
@@ -88,7 +89,7 @@ def test_corrupt_model_file_is_retrained_and_repaired(tmp_path, tiny_mnist):
     assert train_or_load(tmp_path, data=tiny_mnist, **FAST).trained is False
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_corrupt_metadata_or_other_recipe_retrains(tmp_path, tiny_mnist):
     train_or_load(tmp_path, data=tiny_mnist, **FAST)
     (tmp_path / CACHE_JSON_NAME).write_text("{ truncated")
@@ -98,7 +99,7 @@ def test_corrupt_metadata_or_other_recipe_retrains(tmp_path, tiny_mnist):
     assert changed.trained is True
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_accuracy_below_the_bar_raises_and_leaves_no_cache(tmp_path, tiny_mnist):
     with pytest.raises(InsufficientAccuracyError, match=r"Expected test accuracy >= 0\.9999"):
         train_or_load(

@@ -28,7 +28,7 @@ from serving_client import (
     ServingClient,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHAPE = (12, 12, 1)
 
 

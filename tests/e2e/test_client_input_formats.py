@@ -30,7 +30,7 @@ from model_server._config import ModelConfig
 from serving_client import ServingClient
 from serving_client.cli import main as cli_main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHAPE = (10, 10, 3)
 KEYS = ("logits", "probabilities", "predicted_class", "target_class", "saliency")
 

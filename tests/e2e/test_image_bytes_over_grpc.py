@@ -17,7 +17,7 @@ from exporter._config import InputConfig
 from model_server import ModelServer, ServerOptions
 from serving_client import InvalidArgumentError, ServingClient
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHAPE = (10, 10, 3)
 
 

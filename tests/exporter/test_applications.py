@@ -21,7 +21,7 @@ import pytest
 
 from tests.benchmarks.bench_export_real import FAMILIES, export_family
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 DEFAULT_SWEEP = ("ConvNeXt", "MobileNetV3")
 SWEEP = sorted(FAMILIES) if os.environ.get("SALIENCY_SWEEP") == "all" else list(DEFAULT_SWEEP)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.exporter.helpers import INPUT_SHAPE, fused_softmax_model
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 

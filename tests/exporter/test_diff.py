@@ -71,6 +71,7 @@ def breaking(result) -> dict[str, str]:
     return {f"{c.signature}/{c.tensor}" if c.tensor else c.signature: c.detail for c in result.breaking}
 
 
+@pytest.mark.integration
 def test_an_identical_re_export_is_compatible_with_no_drift(versions):
     result = diff_versions(versions["old"], versions["same"])
     assert result.passed, result.failures
@@ -87,6 +88,7 @@ def test_an_identical_re_export_is_compatible_with_no_drift(versions):
     assert set(drift["saliency"]) == {"explain", "explain_gradient_x_input"}
 
 
+@pytest.mark.integration
 def test_a_retrained_model_is_compatible_but_drifts(versions):
     loose = diff_versions(versions["old"], versions["retrained"], thresholds=OFF)
     assert loose.passed and not loose.breaking
@@ -104,6 +106,7 @@ def test_a_retrained_model_is_compatible_but_drifts(versions):
     assert any("explain: mean 1 − SSIM" in f for f in tight.failures)
 
 
+@pytest.mark.integration
 def test_a_renamed_input_alias_is_breaking(versions):
     result = diff_versions(versions["old"], versions["renamed"])
     assert not result.passed
@@ -113,6 +116,7 @@ def test_a_renamed_input_alias_is_breaking(versions):
     assert set(breaking(result)) == {"explain/inputs/images", "explain/inputs/pixels"}
 
 
+@pytest.mark.integration
 def test_a_dropped_signature_is_breaking_and_the_reverse_is_added(versions):
     result = diff_versions(versions["old"], versions["dropped"])
     assert set(breaking(result)) == {"explain_gradient_x_input"}
@@ -121,6 +125,7 @@ def test_a_dropped_signature_is_breaking_and_the_reverse_is_added(versions):
     assert [(c.kind, c.signature) for c in back.changes if c.kind == "added"] == [("added", "explain_gradient_x_input")]
 
 
+@pytest.mark.integration
 def test_a_changed_dtype_is_breaking_and_skips_drift(versions):
     result = diff_versions(versions["old"], versions["uint8"])
     wanted = {f"{s}/inputs/images" for s in ("serving_default", "explain", "explain_gradient_x_input")}
@@ -129,6 +134,7 @@ def test_a_changed_dtype_is_breaking_and_skips_drift(versions):
     assert "skipped" in result.drift
 
 
+@pytest.mark.integration
 def test_a_changed_image_size_is_breaking(versions):
     result = diff_versions(versions["old"], versions["resized"])
     found = breaking(result)
@@ -137,6 +143,7 @@ def test_a_changed_image_size_is_breaking(versions):
     assert "skipped" in result.drift
 
 
+@pytest.mark.integration
 def test_a_changed_class_count_is_breaking_unless_documented(versions):
     result = diff_versions(versions["old"], versions["five_classes"])
     found = breaking(result)
@@ -152,6 +159,7 @@ def test_thresholds_are_validated():
         DriftThresholds(min_agreement=1.5)
 
 
+@pytest.mark.integration
 def test_cli_diff_exit_codes_and_json(versions, capsys):
     assert cli_main(["diff", str(versions["old"]), str(versions["same"]), "-q"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -165,6 +173,7 @@ def test_cli_diff_exit_codes_and_json(versions, capsys):
     assert summary["contract"][BREAKING][0]["where"] == "explain_gradient_x_input"
 
 
+@pytest.mark.integration
 def test_image_files_are_reference_images(versions, tmp_path):
     from PIL import Image
 

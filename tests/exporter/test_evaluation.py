@@ -128,12 +128,14 @@ def planted(tmp_path_factory):
     return model, images, path, report
 
 
+@pytest.mark.integration
 def test_vanilla_gradient_points_at_the_planted_patch(planted):
     vanilla = planted[3].method("vanilla")
     assert vanilla.example_map[PATCH].min() == pytest.approx(1.0)
     assert vanilla.example_map.sum() == pytest.approx(9.0)
 
 
+@pytest.mark.integration
 def test_deletion_in_saliency_order_drops_faster_than_random(planted):
     report = planted[3]
     vanilla = report.method("vanilla")
@@ -145,6 +147,7 @@ def test_deletion_in_saliency_order_drops_faster_than_random(planted):
     assert vanilla.scores.deletion_curve[0] > 0.99  # step 0 is the untouched image
 
 
+@pytest.mark.integration
 def test_randomization_passes_for_vanilla_and_fails_for_a_model_independent_method(planted):
     report = planted[3]
     vanilla, edges = report.method("vanilla"), report.method("edges")
@@ -156,6 +159,7 @@ def test_randomization_passes_for_vanilla_and_fails_for_a_model_independent_meth
     assert not report.passed and report.failures[0].startswith("edges: ")
 
 
+@pytest.mark.integration
 def test_evaluation_never_modifies_the_model_or_the_export(planted):
     model, _, path, _ = planted
     reference = planted_model()
@@ -164,6 +168,7 @@ def test_evaluation_never_modifies_the_model_or_the_export(planted):
     assert not list(path.parent.glob(".tmp-*")) and (path / "saved_model.pb").is_file()
 
 
+@pytest.mark.integration
 def test_report_json_and_figure(planted, tmp_path):
     from PIL import Image
 
@@ -179,6 +184,7 @@ def test_report_json_and_figure(planted, tmp_path):
     assert figure.size[0] > 600 and figure.size[1] > 400
 
 
+@pytest.mark.integration
 def test_a_model_that_is_not_the_export_is_refused(planted):
     _, images, path, _ = planted
     other = planted_model()
@@ -187,6 +193,7 @@ def test_a_model_that_is_not_the_export_is_refused(planted):
         evaluate_export(path, images, model=other, config=FAST)
 
 
+@pytest.mark.integration
 def test_unknown_and_unexported_methods_are_refused(planted):
     _, images, path, _ = planted
     with pytest.raises(ConfigError, match="not in this export"):
@@ -195,6 +202,7 @@ def test_unknown_and_unexported_methods_are_refused(planted):
         evaluate_export(path, images, model=planted[0], methods=["nope"], config=FAST)
 
 
+@pytest.mark.integration
 def test_images_of_the_wrong_shape_are_refused(planted):
     with pytest.raises(ConfigError, match=r"must be \[N, 8, 8, 1\]"):
         evaluate_export(planted[2], np.zeros((2, 5, 5, 1)), model=planted[0], config=FAST)
@@ -238,7 +246,7 @@ def test_evaluation_config_is_parsed_and_checked():
         config_from_mapping({"evaluation": {"enabled": 1}})
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_gate_publishes_a_good_export_and_records_the_scores(tmp_path):
     config = ExportConfig(name="planted", evaluation=EvaluationConfig(enabled=True, num_images=8, steps=8))
     result = SaliencyExporter(planted_model(), config).write(tmp_path, samples=planted_images())
@@ -248,7 +256,7 @@ def test_the_gate_publishes_a_good_export_and_records_the_scores(tmp_path):
     assert recorded["evaluation"]["methods"]["vanilla"]["randomized_spearman"] < 0.5
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_gate_blocks_a_failing_export_and_publishes_nothing(tmp_path):
     # Demand more than any method can give: the mechanism is what is under test here.
     strict = EvaluationConfig(enabled=True, num_images=8, steps=8, min_deletion_gain_over_random=0.99)
@@ -258,6 +266,7 @@ def test_the_gate_blocks_a_failing_export_and_publishes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no version, no staging directory
 
 
+@pytest.mark.integration
 def test_the_gate_needs_images(tmp_path):
     config = ExportConfig(evaluation=EvaluationConfig(enabled=True))
     with pytest.raises(ConfigError, match=r"no evaluation images"):
@@ -265,7 +274,7 @@ def test_the_gate_needs_images(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_saliency_evaluate_cli_exit_codes(planted, tmp_path, capsys):
     model, images, path, _ = planted
     np.save(tmp_path / "images.npy", images)
@@ -285,7 +294,7 @@ def test_saliency_evaluate_cli_exit_codes(planted, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_saliency_export_evaluate_flag(tmp_path):
     from exporter import cli as export_cli
 

@@ -25,6 +25,8 @@ from tests.exporter.helpers import (
     softmax_layer_model,
 )
 
+pytestmark = pytest.mark.integration
+
 
 def _manual_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Logits computed by hand from the model's layers: trunk output @ kernel + bias."""

@@ -48,6 +48,7 @@ def _run_explain(path: Path, x: np.ndarray) -> tuple[dict, dict]:
         return saved.run("serving_default", {"images": x}), saved.run("explain", {"images": x})
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("op", ["keras.ops.softmax", "keras.activations.softmax"])
 def test_softmax_applied_as_an_op_is_recognised_like_a_softmax_layer(op, tmp_path):
     keras.utils.set_random_seed(7)
@@ -73,6 +74,7 @@ def policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_outputs_stay_float32_and_tolerances_follow_the_compute_dtype(name, policy, tmp_path):
     policy(name)
@@ -118,6 +120,7 @@ class WrongGradientScale(keras.layers.Layer):
         return triple(inputs)
 
 
+@pytest.mark.integration
 def test_a_wrong_gradient_is_caught_by_the_finite_difference_check(tmp_path):
     keras.utils.set_random_seed(9)
     inputs = keras.Input(INPUT_SHAPE)
@@ -146,6 +149,7 @@ class _Net(keras.Model):
         return keras.ops.softmax(self.logits(images))
 
 
+@pytest.mark.integration
 def test_subclassed_model_is_refused_with_the_logits_fn_fix():
     net = _Net()
     net(samples(1))
@@ -153,6 +157,7 @@ def test_subclassed_model_is_refused_with_the_logits_fn_fix():
         SaliencyExporter(net, ExportConfig(input_shape=INPUT_SHAPE))
 
 
+@pytest.mark.integration
 def test_subclassed_model_exports_when_told_where_the_logits_are(tmp_path):
     keras.utils.set_random_seed(10)
     net = _Net()
@@ -170,6 +175,7 @@ def test_subclassed_model_exports_when_told_where_the_logits_are(tmp_path):
     np.testing.assert_allclose(explain["saliency"], numpy_saliency(gradient, "max_abs"), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_subclassed_model_without_an_input_shape_says_which_setting(tmp_path):
     net = _Net()
     net(samples(1))
@@ -207,6 +213,7 @@ def _custom_model_file(tmp_path: Path, package: str) -> tuple[Path, Path]:
     return module, path
 
 
+@pytest.mark.integration
 def test_cli_import_loads_a_model_with_registered_custom_layers(tmp_path):
     module, path = _custom_model_file(tmp_path, "kinds_custom_layers")
     refused = subprocess.run(
@@ -224,6 +231,7 @@ def test_cli_import_loads_a_model_with_registered_custom_layers(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == str(tmp_path / "b" / "1")
 
 
+@pytest.mark.integration
 def test_a_modules_custom_objects_mapping_is_used_for_unregistered_classes(tmp_path):
     module = tmp_path / "kinds_mapping.py"
     module.write_text(textwrap.dedent('''
@@ -253,6 +261,7 @@ def test_import_of_a_missing_module_says_what_was_expected():
         import_user_modules(["no_such_module_xyz"])
 
 
+@pytest.mark.integration
 def test_legacy_h5_file_still_exports(tmp_path):
     keras.utils.set_random_seed(11)
     inputs = keras.Input(INPUT_SHAPE)
@@ -269,6 +278,7 @@ def test_legacy_h5_file_still_exports(tmp_path):
     np.testing.assert_allclose(explain["saliency"], numpy_saliency(gradient, "max_abs"), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_batchnorm_between_dense_and_softmax_is_part_of_the_logits(tmp_path):
     keras.utils.set_random_seed(12)
     inputs = keras.Input(INPUT_SHAPE)
@@ -286,6 +296,7 @@ def test_batchnorm_between_dense_and_softmax_is_part_of_the_logits(tmp_path):
     np.testing.assert_allclose(explain["saliency"], numpy_saliency(gradient, "max_abs"), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_multi_output_model_is_refused_clearly():
     inputs = keras.Input(INPUT_SHAPE)
     features = conv_trunk(inputs)
@@ -311,6 +322,7 @@ def test_tensorflow_log_lines_are_printed_once():
         tf_logger.handlers[:] = saved
 
 
+@pytest.mark.integration
 def test_mixed_precision_exports_every_method(policy, tmp_path):
     from exporter._config import MethodsConfig
 

@@ -9,6 +9,8 @@ import pytest
 from exporter import REDUCTIONS, ExportConfig, Tf1SavedModel
 from tests.exporter.helpers import export, samples
 
+pytestmark = pytest.mark.integration
+
 SHAPE = (4, 5, 3)
 
 

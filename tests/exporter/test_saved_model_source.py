@@ -39,6 +39,8 @@ from exporter._saved_model_source import load_saved_model, saved_model_fingerpri
 from exporter.cli import main as cli_main
 from tests.exporter.helpers import INPUT_SHAPE, samples
 
+pytestmark = pytest.mark.integration
+
 FLAT = int(np.prod(INPUT_SHAPE))
 SPEC = tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name="x")
 REPORT = Path("assets.extra") / "export_report.json"

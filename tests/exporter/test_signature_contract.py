@@ -9,6 +9,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from tests.exporter.helpers import INPUT_SHAPE, samples
 
+pytestmark = pytest.mark.integration
+
 FLOAT, INT32 = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
 
 

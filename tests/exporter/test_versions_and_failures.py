@@ -17,6 +17,8 @@ from exporter import (
 from exporter import _export as export_module
 from tests.exporter.helpers import fused_softmax_model
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def exporter():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
+
+pytestmark = pytest.mark.integration
 
 
 def test_warmup_has_each_signature_at_two_batch_sizes_and_replays(fused_export, fused_saved):

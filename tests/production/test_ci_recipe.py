@@ -19,7 +19,7 @@ import pytest
 
 from tests.exporter.helpers import INPUT_SHAPE, conv_trunk
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "configs" / "ci" / "promote.sh"
 

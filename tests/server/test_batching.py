@@ -191,7 +191,8 @@ def batching_server(export_pool, tmp_path_factory):
         yield server
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_batched_answers_equal_unbatched_answers_for_every_request(batching_server):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -229,7 +230,8 @@ def test_batched_answers_equal_unbatched_answers_for_every_request(batching_serv
             np.testing.assert_allclose(got["logits"], expected_logits(x, 1.0), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_mismatched_dim0_is_refused_by_the_batching_server(batching_server):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -250,7 +252,8 @@ def test_mismatched_dim0_is_refused_by_the_batching_server(batching_server):
         assert outputs(response)["logits"].shape == (2, 3)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_a_new_version_is_batched_with_its_own_session(export_pool, installer, tmp_path):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 

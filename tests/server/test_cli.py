@@ -39,7 +39,8 @@ def _wait_line(q: queue.Queue, prefix: str, timeout: float) -> str:
     raise AssertionError(f"no line starting with {prefix!r} within {timeout}s")
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_cli_serves_prints_ports_and_exits_cleanly_on_sigterm(export_pool, installer, tmp_path):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 

@@ -20,7 +20,6 @@ from tests.server.conftest import free_port, wait_for
 from tests.server.helpers import images, traffic
 from tests.server.server_test_models import expected_logits
 
-pytestmark = pytest.mark.slow
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 
 
@@ -64,6 +63,8 @@ def _run_accounted(target: str, n: int, workers: int, timeout: float, retries: i
     return outcomes
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_server_killed_mid_request_then_restarted_loses_and_duplicates_nothing(export_pool, installer, tmp_path):
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")
@@ -98,6 +99,8 @@ def test_server_killed_mid_request_then_restarted_loses_and_duplicates_nothing(e
         np.testing.assert_allclose(logits, expected_logits(images(2000, seed=i), 1.0), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_server_killed_and_not_restarted_gives_clear_errors_within_the_deadline(export_pool, installer, tmp_path):
     from serving_client import DeadlineExceededError, UnavailableError
 
@@ -129,6 +132,7 @@ def test_server_killed_and_not_restarted_gives_clear_errors_within_the_deadline(
     assert time.monotonic() - start < 12 * 3 + 30
 
 
+@pytest.mark.integration
 def test_exporter_sigkilled_mid_write_publishes_nothing_and_the_next_export_succeeds(tmp_path):
     import keras
 
@@ -163,6 +167,8 @@ def test_exporter_sigkilled_mid_write_publishes_nothing_and_the_next_export_succ
     assert (base / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", ["variables_missing", "variables_truncated"])
 def test_a_corrupt_version_under_traffic_is_refused_without_a_failed_request(
     export_pool, installer, tmp_path, damage
@@ -192,6 +198,8 @@ def test_a_corrupt_version_under_traffic_is_refused_without_a_failed_request(
     assert failures == [] and set(seen) == {1}
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_deleting_the_served_version_under_traffic_moves_to_the_previous_one(export_pool, installer, tmp_path):
     from model_server import ModelServer, ServerOptions
 

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from tests.server.helpers import images, outputs, predict_request
 from tests.server.server_test_models import K
 
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
 # Codes a malformed request may get; INTERNAL/UNKNOWN/UNAVAILABLE/DEADLINE_EXCEEDED may not.
 CLEAR = {
     grpc.StatusCode.INVALID_ARGUMENT,

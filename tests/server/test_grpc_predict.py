@@ -9,7 +9,7 @@ import pytest
 from tests.server.helpers import images, outputs, predict_request
 from tests.server.server_test_models import K, expected_logits, weights
 
-pytestmark = pytest.mark.slow  # shares a session server whose exports take seconds to build
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_serving_default_returns_the_models_logits_and_echoes_the_model_spec(predict_stub):

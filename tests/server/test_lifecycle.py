@@ -13,8 +13,6 @@ import pytest
 from tests.server.conftest import MAX_MSG, wait_for
 from tests.server.helpers import images, predict_request, traffic
 
-pytestmark = pytest.mark.slow
-
 
 def _start(base, **kw):
     from model_server import ModelServer, ServerOptions
@@ -41,6 +39,8 @@ def _states(server, name="m"):
     return {s.version: s.state.name for s in server.manager.status(name)}
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_a_new_version_written_under_load_gives_zero_failed_requests(export_pool, installer, tmp_path):
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")
@@ -60,6 +60,8 @@ def test_a_new_version_written_under_load_gives_zero_failed_requests(export_pool
     assert _states(server) == {1: "END", 2: "END"}  # all unloaded by stop()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_a_corrupt_version_is_refused_and_the_previous_keeps_serving(export_pool, installer, tmp_path):
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")
@@ -92,6 +94,8 @@ def test_a_corrupt_version_is_refused_and_the_previous_keeps_serving(export_pool
         server.stop()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_a_deleted_version_is_unloaded(export_pool, installer, tmp_path):
     from model_server import ModelConfig, ModelServer, ServerOptions, VersionPolicy
 
@@ -114,6 +118,8 @@ def test_a_deleted_version_is_unloaded(export_pool, installer, tmp_path):
         channel.close()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_non_numeric_directories_are_ignored(export_pool, installer, tmp_path):
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "3")
@@ -123,6 +129,8 @@ def test_non_numeric_directories_are_ignored(export_pool, installer, tmp_path):
         assert _states(server) == {3: "AVAILABLE"}
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_warmup_is_replayed_before_available(export_pool, installer, tmp_path, caplog):
     base = tmp_path / "m"
     installer(export_pool["warm3"], base / "1")
@@ -142,6 +150,8 @@ def test_warmup_is_replayed_before_available(export_pool, installer, tmp_path, c
         server.stop()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_initial_load_failure_refuses_to_start(export_pool, installer, tmp_path):
     from model_server import ModelServerError
 
@@ -177,6 +187,8 @@ def test_close_waits_for_in_flight_requests():
         servable.acquire()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_in_flight_request_finishes_across_unload(export_pool, installer, tmp_path):
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")
@@ -196,6 +208,8 @@ def test_in_flight_request_finishes_across_unload(export_pool, installer, tmp_pa
         server.stop()
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_deleting_the_latest_version_brings_the_previous_one_back(export_pool, installer, tmp_path):
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")

@@ -108,6 +108,8 @@ BOMBS = {
 }
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", sorted(BOMBS))
 def test_bombs_are_refused_by_the_server_before_the_graph_runs(limited_server, stub, kind, caplog):
     make, limit, message = BOMBS[kind]
@@ -122,6 +124,8 @@ def test_bombs_are_refused_by_the_server_before_the_graph_runs(limited_server, s
     _good(stub)
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_the_graph_refuses_the_same_bombs_with_the_same_words(limited_server):
     # Bypass the server's check: the exported graph alone (stock TF Serving) says the same.
     from model_server._errors import ServingError
@@ -136,6 +140,8 @@ def test_the_graph_refuses_the_same_bombs_with_the_same_words(limited_server):
             run_predict(servable, "explain", {"images": _strings([_png()] * 6)})
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("signature", sorted(MAX_BATCH))
 def test_a_batch_at_the_limit_is_served_and_one_over_is_refused(limited_server, stub, signature):
     maximum = MAX_BATCH[signature]
@@ -163,6 +169,8 @@ def _b64(data: bytes) -> dict:
     return {"b64": base64.b64encode(data).decode()}
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_rest_gets_the_same_refusals(limited_server):
     port = limited_server.ports.rest
     status, payload = _post(port, {"signature_name": "explain", "inputs": {"images": [_b64(png_bomb(20000, 20000))], "target_class": [-1]}})
@@ -235,6 +243,8 @@ def _declared_pixels(data: bytes) -> int:
     return 0 if size is None else size[0] * size[1]
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_mixed_image_requests_are_answered_or_clearly_refused(limited_server, stub, record_property):
     counts: dict[str, int] = {}
 

@@ -12,7 +12,7 @@ import pytest
 from tests.server.conftest import MAX_MSG
 from tests.server.helpers import outputs, predict_request
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 SHAPE = (6, 6, 2)
 

@@ -13,8 +13,6 @@ import pytest
 from tests.server.helpers import images
 from tests.server.server_test_models import expected_logits, weights
 
-pytestmark = pytest.mark.slow
-
 
 def _call(url: str, body=None, method=None) -> tuple[int, dict]:
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -26,6 +24,8 @@ def _call(url: str, body=None, method=None) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_row_format_returns_one_object_per_instance(rest_base):
     x = images(2)
     status, body = _call(f"{rest_base}/v1/models/m/versions/1:predict", {"instances": x.tolist()})
@@ -36,6 +36,8 @@ def test_row_format_returns_one_object_per_instance(rest_base):
     assert all(isinstance(p["predicted_class"], int) for p in preds)
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_row_format_with_named_objects_feeds_several_inputs(rest_base):
     x = images(1)
     status, body = _call(
@@ -50,6 +52,8 @@ def test_row_format_with_named_objects_feeds_several_inputs(rest_base):
     np.testing.assert_allclose(pred["saliency"], grad / grad.max(), rtol=1e-5)
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_columnar_format_returns_outputs_by_name(rest_base):
     x = images(3)
     status, body = _call(
@@ -64,6 +68,8 @@ def test_columnar_format_returns_outputs_by_name(rest_base):
     assert np.asarray(out["saliency"]).shape == (3, 4, 4)
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_float32_outputs_are_written_with_their_shortest_round_trip_text(rest_base):
     x = np.zeros((1, 4, 4, 1), np.float32)
     status, body = _call(f"{rest_base}/v1/models/m/versions/1:predict", {"inputs": x.tolist()})
@@ -71,6 +77,8 @@ def test_float32_outputs_are_written_with_their_shortest_round_trip_text(rest_ba
     assert body["outputs"]["logits"] == [[0.0, 0.5, -0.5]]
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_model_status_json_matches_tf_serving(rest_base):
     status, body = _call(f"{rest_base}/v1/models/m/versions/1")
     assert status == 200
@@ -85,6 +93,8 @@ def test_model_status_json_matches_tf_serving(rest_base):
     assert [v["version"] for v in body["model_version_status"]] == ["2"]
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_metadata_json_holds_the_signature_defs(rest_base):
     status, body = _call(f"{rest_base}/v1/models/m/versions/2/metadata")
     assert status == 200
@@ -95,6 +105,8 @@ def test_metadata_json_holds_the_signature_defs(rest_base):
     assert sigs["explain"]["defaults"]["target_class"]["int_val"] == [-1]
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("path", "body", "status", "message"),
     [
@@ -135,6 +147,8 @@ def test_rest_errors_carry_tf_serving_status_and_message(rest_base, path, body, 
     assert ok == 200
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("path", "status", "message"),
     [
@@ -164,6 +178,8 @@ def small_body_server(labelled_server):
         yield server
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_a_body_over_the_limit_is_refused_with_413_and_a_clear_error(small_body_server):
     port = small_body_server.ports.rest
     big = json.dumps({"instances": np.zeros((20, 4, 4, 1)).tolist()}).encode()

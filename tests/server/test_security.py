@@ -63,7 +63,8 @@ def _tls_server(export_pool, tmp_path, pki, *, client_verify: bool):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(export_pool, tmp_path, pki):
     from serving_client import ServingClient, UnavailableError
 
@@ -101,7 +102,8 @@ def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(export_po
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_server_only_tls_needs_just_the_ca_on_the_client(export_pool, tmp_path, pki):
     from serving_client import ServingClient
 
@@ -134,6 +136,8 @@ def test_ssl_config_file_is_tf_servings_text_format(tmp_path, pki):
 # ---- binding, names, request data ----------------------------------------------------------
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_both_apis_bind_loopback_by_default(labelled_server):
     from model_server import ServerOptions
     from model_server.cli import build_parser
@@ -152,6 +156,8 @@ def test_both_apis_bind_loopback_by_default(labelled_server):
                 assert s.connect_ex((address, port)) != 0, f"port {port} answers on {address}"
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["../../etc", "../m", "/etc/passwd", "m/../m", "..", "m\x00"])
 def test_model_names_are_only_dictionary_keys(predict_stub, rest_base, name):
     # Names and labels select from the configured models; they never become paths.
@@ -203,7 +209,7 @@ def test_npy_images_are_loaded_without_pickles(tmp_path):
 # ---- Keras safe_mode at export -------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_lambda_layers_need_unsafe_deserialization_and_get_a_warning(tmp_path, caplog):
     import keras
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from model_server._servable import load_saved_model
 from tests.server.server_test_models import expected_logits
+
+pytestmark = pytest.mark.integration
 
 
 def test_cached_callable_matches_session_run_for_every_batch_size(export_pool) -> None:

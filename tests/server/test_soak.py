@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_a_short_soak_has_no_failed_valid_request_and_only_clear_refusals(tmp_path):

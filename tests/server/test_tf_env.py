@@ -62,6 +62,7 @@ def test_child_environment_applies_defaults_then_extra(monkeypatch: pytest.Monke
     assert child_environment({"TF_ENABLE_ONEDNN_OPTS": "0"})["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
+@pytest.mark.integration
 def test_cpp_loader_child_runs_with_the_served_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     from exporter._cpp_loader import CppRuntime
 

@@ -202,6 +202,7 @@ def _steps(case: dict) -> list[dict]:
     return case.get("sequence") or [case]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", _cases(PREDICT_UTIL))
 def test_predict_util_vectors_with_run_predict(case, predict_util_models):
     from model_server._errors import ServingError
@@ -256,7 +257,8 @@ def predict_util_server(predict_util_models):
             server.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", _cases(PREDICT_UTIL))
 def test_predict_util_vectors_over_grpc(case, predict_util_server):
     import tensorflow as tf
@@ -381,7 +383,8 @@ def _from_json(value: Any, spec: dict) -> np.ndarray:
 _HTTP = {"INVALID_ARGUMENT": 400, "UNIMPLEMENTED": 501}
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", _cases(JSON_TENSOR, "request"))
 def test_json_request_vectors_over_rest(case, echo_server):
     port = echo_server.ports.rest
@@ -410,7 +413,8 @@ def test_json_request_vectors_over_rest(case, echo_server):
         assert _post(port, f"/v1/models/{model}:predict", json.dumps(good).encode())[0] == 200
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_float_outputs_are_written_as_tf_serving_writes_them_over_rest(echo_server):
     # FromJsonSingleFloatTensorSixDigitPrecision and ...NonFinite, through a real response.
     case = next(c for c in JSON_TENSOR["cases"] if c["test"].endswith("FromJsonSingleFloatTensorSixDigitPrecision"))
@@ -430,7 +434,8 @@ def test_float_outputs_are_written_as_tf_serving_writes_them_over_rest(echo_serv
     _assert_same_json(text, nonfinite["json"], "strings")
 
 
-@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.e2e
 def test_complex64_output_is_400_with_tf_servings_message_over_rest(echo_server):
     # FromJsonSingleTensorErrors, case 2: "Failed to write JSON value for tensor type: complex64".
     status, text = _post(echo_server.ports.rest, "/v1/models/complex_out:predict", b'{"instances": [1.0, 2.0]}')
