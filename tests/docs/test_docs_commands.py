@@ -34,8 +34,6 @@ import pytest
 
 from tests.docs._blocks import REFUSED_LANGUAGES, RUN_LANGUAGES, Block, blocks
 
-pytestmark = pytest.mark.e2e
-
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
@@ -189,6 +187,8 @@ def test_relative_links_resolve():
     assert not broken, f"broken links: {broken}"
 
 
+@pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.where for b in RUN_BLOCKS])
 def test_block_runs(block: Block, server, workdirs):
     if block.skip:
