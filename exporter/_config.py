@@ -55,7 +55,7 @@ __all__ = [
 REDUCTIONS: tuple[str, ...] = ("max_abs", "max", "sum_abs", "l2")
 
 #: Formats of the signatures' `images` input (`[input] format`, `--input-format`).
-INPUT_FORMATS: tuple[str, ...] = ("float32", "uint8", "image_bytes")
+INPUT_FORMATS: tuple[str, ...] = c.INPUT_FORMATS
 
 # Keys of the flat layout before each method had its own table (old key → where it is now).
 _FLAT_METHOD_KEYS: dict[str, tuple[str, str]] = {
@@ -173,7 +173,7 @@ class InputConfig:
             default for `max_pixels` (see `exporter._limits.default_max_image_bytes`).
     """
 
-    format: str = "float32"
+    format: str = c.FLOAT32
     scale: float | None = None
     offset: float | None = None
     max_pixels: int | None = None

@@ -31,6 +31,7 @@ from exporter import _contract as c
 from exporter._config import InputConfig
 from exporter._errors import UnsupportedModelError
 from exporter._limits import default_max_image_bytes, default_max_pixels
+from serving_client.contract import FLOAT32, IMAGE_BYTES, UINT8
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -90,7 +91,7 @@ class ImageLimits:
 
 def image_limits(config: InputConfig, input_shape: tuple[int, int, int]) -> ImageLimits | None:
     """The guard's limits for image_bytes (configured or defaulted); None for other formats."""
-    if config.format != "image_bytes":
+    if config.format != IMAGE_BYTES:
         return None
     max_pixels = config.max_pixels or default_max_pixels(input_shape)
     return ImageLimits(max_pixels, config.max_image_bytes or default_max_image_bytes(max_pixels))
@@ -103,14 +104,14 @@ def images_spec(config: InputConfig, input_shape: tuple[int, int, int]) -> tf.Te
         UnsupportedModelError: image_bytes for a model whose channel count no image
             format has (decoders give 1, 3 or 4 channels).
     """
-    if config.format == "image_bytes":
+    if config.format == IMAGE_BYTES:
         if input_shape[-1] not in (1, 3, 4):
             raise UnsupportedModelError(
                 f"input.format image_bytes decodes images to 1 (grayscale), 3 (RGB) or 4 (RGBA) "
                 f"channels; the model takes {input_shape[-1]}. Use the uint8 or float32 format."
             )
         return tf.TensorSpec([None], tf.string, name=c.IMAGES)
-    dtype = tf.uint8 if config.format == "uint8" else tf.float32
+    dtype = tf.uint8 if config.format == UINT8 else tf.float32
     return tf.TensorSpec([None, *input_shape], dtype, name=c.IMAGES)
 
 
@@ -273,9 +274,9 @@ def to_model_input(images: tf.Tensor, config: InputConfig, input_shape: tuple[in
     Raises (at run time, InvalidArgumentError → INVALID_ARGUMENT): image bytes the guard
     refuses (`guard_images`), then whatever the decoder itself refuses.
     """
-    if config.format == "float32":
+    if config.format == FLOAT32:
         return images
-    if config.format == "uint8":
+    if config.format == UINT8:
         pixels = tf.cast(images, tf.float32)
     else:
         images = guard_images(images, image_limits(config, input_shape))
@@ -297,11 +298,11 @@ def encode_samples(samples: np.ndarray, config: InputConfig) -> tuple[np.ndarray
         (feed for `images`, float32 [N,H,W,C] the model sees).
     """
     samples = np.asarray(samples, np.float32)
-    if config.format == "float32":
+    if config.format == FLOAT32:
         return samples, samples
     pixels = np.clip(np.rint((samples - config.offset) / config.scale), 0, 255).astype(np.uint8)
     model_input = (pixels.astype(np.float32) * np.float32(config.scale) + np.float32(config.offset)).astype(np.float32)
-    if config.format == "uint8":
+    if config.format == UINT8:
         return pixels, model_input
     encoded = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
     return encoded, model_input
