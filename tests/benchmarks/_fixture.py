@@ -17,36 +17,14 @@ IMAGE_SHAPE = (28, 28, 1)
 def build_model(seed: int = 0) -> Any:
     """The classic Keras MNIST convnet (softmax output), with seeded random weights.
 
-    Uses `exporter.demo_model.build_mnist_cnn` and falls back to the same layer recipe if that
-    module is not importable (it is being worked on concurrently).
+    The MNIST example's demo model, `examples.mnist.model.build_mnist_cnn`.
     """
     import keras
 
+    from examples.mnist.model import build_mnist_cnn
+
     keras.utils.set_random_seed(seed)
-    try:
-        from exporter.demo_model import build_mnist_cnn
-    except ImportError:
-        return _classic_cnn()
     return build_mnist_cnn()
-
-
-def _classic_cnn() -> Any:
-    import keras
-
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input(shape=IMAGE_SHAPE, name="images"),
-            layers.Conv2D(32, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Flatten(),
-            layers.Dropout(0.5),
-            layers.Dense(10, activation="softmax"),
-        ],
-        name="mnist_cnn",
-    )
 
 
 def random_images(batch: int, seed: int = 0) -> np.ndarray:

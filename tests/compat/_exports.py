@@ -39,7 +39,7 @@ def exporter_fingerprint() -> str:
 def _demo_cnn() -> Any:
     import keras
 
-    from exporter.demo_model import build_mnist_cnn
+    from examples.mnist.model import build_mnist_cnn
 
     keras.utils.set_random_seed(10)
     return build_mnist_cnn()
@@ -116,6 +116,7 @@ def build(name: str, workdir: Path) -> tuple[Path, np.ndarray] | str:
     from exporter import ExportConfig, SaliencyExporter
     from exporter._config import InputConfig, MethodsConfig, VerificationConfig
     from exporter._inputs import encode_samples
+    from exporter.methods import IntegratedGradientsParams, SmoothGradParams
 
     base = workdir / "exports" / name
     stamp = base / "stamp.json"
@@ -137,7 +138,9 @@ def build(name: str, workdir: Path) -> tuple[Path, np.ndarray] | str:
             name=name,
             # Fewer noise samples and IG steps than the defaults: the same ops and graph, a
             # cheaper export-time verification.
-            methods=MethodsConfig(enabled=methods, smoothgrad_samples=8, ig_steps=16),
+            methods=MethodsConfig(
+                enabled=methods, params=[SmoothGradParams(samples=8), IntegratedGradientsParams(steps=16)]
+            ),
             input=InputConfig(format=input_format),
             verification=VerificationConfig(num_samples=NUM_IMAGES),
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.mnist import IMAGE_SHAPE, MnistData, load_mnist
+from examples.mnist.data import IMAGE_SHAPE, MnistData, load_mnist
 
 __all__ = [
     "CACHE_JSON_NAME",
@@ -212,7 +212,7 @@ def train_or_load(
         min_accuracy: Required accuracy on the test split, in ``[0, 1]``.
         progress: Print status lines and Keras's progress display.
         seed: Seed for ``keras.utils.set_random_seed`` (weights init, shuffling, dropout).
-        data: The splits to use; defaults to :func:`exporter.mnist.load_mnist`. Tests pass a
+        data: The splits to use; defaults to :func:`examples.mnist.data.load_mnist`. Tests pass a
             small subset.
         max_train_examples: Train on only the first N training examples (for quick tests).
 
@@ -223,7 +223,7 @@ def train_or_load(
         ValueError: If an argument is out of range.
         InsufficientAccuracyError: If the model's test accuracy is below ``min_accuracy``; the
             model is not cached in that case.
-        exporter.mnist.MnistUnavailableError: If ``data`` is None and MNIST is not installed.
+        examples.mnist.data.MnistUnavailableError: If ``data`` is None and MNIST is not installed.
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

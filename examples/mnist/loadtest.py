@@ -6,27 +6,26 @@ and ``explain`` requests (one image each, the online case batching is for) from 
 threads, each with its own ``ServingClient``; any error fails the run (exit 1). Every wait is
 bounded. Prints p50/p99 latency and throughput per phase and the throughput gain of batching.
 
-    python -m model_server.loadtest [--clients 8,32] [--requests 400] [--workdir build/load]
+    python -m examples.mnist.loadtest [--clients 8,32] [--requests 400] [--workdir build/load]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import queue
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-_GRPC_LINE = re.compile(r"^Running gRPC ModelServer at 127\.0\.0\.1:(\d+)")
-_READY_LINE = re.compile(r"^All models AVAILABLE:")
+if TYPE_CHECKING:
+    from model_server import ServerProcess
+
+MODEL_NAME = "mnist"
 
 # TF Serving's recommended starting point for CPU (batching guide): small timeout, batches no
 # larger than needed, one batch thread per core.
@@ -40,63 +39,27 @@ num_batch_threads { value: %d }
 
 def _export(workdir: Path) -> Path:
     """The demo CNN exported once under ``workdir/models/mnist`` (reused when present)."""
-    base = workdir / "models" / "mnist"
+    base = workdir / "models" / MODEL_NAME
     if base.is_dir() and any(p.name.isdigit() for p in base.iterdir()):
         return base
     import keras
 
+    from examples.mnist.model import build_mnist_cnn
     from exporter import ExportConfig, export_model
-    from exporter.demo_model import build_mnist_cnn
 
     keras.utils.set_random_seed(0)
-    export_model(build_mnist_cnn(), base, config=ExportConfig(name="mnist"))
+    export_model(build_mnist_cnn(), base, config=ExportConfig(name=MODEL_NAME))
     return base
 
 
-class _Server:
-    """``python -m model_server`` on 127.0.0.1 (auto port), stopped with SIGTERM then SIGKILL."""
+def _server(base: Path, log_path: Path, extra: Sequence[str]) -> ServerProcess:
+    """The bundled server on 127.0.0.1 (auto gRPC port, no REST), not yet started; a fresh log."""
+    from model_server import ServerProcess
 
-    def __init__(self, base: Path, log_path: Path, extra: Sequence[str], timeout: float = 180.0):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-        command = [
-            sys.executable, "-m", "model_server", "--host=127.0.0.1", "--port=auto",
-            "--rest_api_port=0", "--model_name=mnist", f"--model_base_path={base.resolve()}",
-            "--file_system_poll_wait_seconds=0", *extra,
-        ]  # fmt: skip
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "w") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump() -> None:
-            for line in self.process.stdout:  # type: ignore[union-attr]
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        self.port = None
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                self.stop()
-                raise RuntimeError(f"server not ready within {timeout:g} s; see {log_path}") from None
-            if line is None:
-                raise RuntimeError(f"server exited with {self.process.wait()}; see {log_path}")
-            if match := _GRPC_LINE.match(line):
-                self.port = int(match.group(1))
-            if _READY_LINE.match(line):
-                return
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    log_path.unlink(missing_ok=True)
+    return ServerProcess(
+        MODEL_NAME, base, log_path=log_path, rest_api_port=0, poll_seconds=0, extra_args=extra
+    )
 
 
 def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
@@ -111,7 +74,7 @@ def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
     deadline = time.monotonic() + time_limit
 
     def client() -> None:
-        with ServingClient(target, "mnist", timeout=30.0) as c:
+        with ServingClient(target, MODEL_NAME, timeout=30.0) as c:
             while time.monotonic() < deadline:
                 with lock:
                     i = next(counter, None)
@@ -135,7 +98,7 @@ def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
     # Warm the channel and the server's graph paths first: not measured.
     from serving_client import ServingClient as _Warm
 
-    with _Warm(target, "mnist", timeout=60.0) as warm:
+    with _Warm(target, MODEL_NAME, timeout=60.0) as warm:
         for _ in range(3):
             warm.predict(pool[0])
             warm.explain(pool[0])
@@ -160,8 +123,9 @@ def _phase(target: str, clients: int, requests: int, time_limit: float) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry: returns 0 when every request of every phase succeeded, else 1."""
     parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="python -m model_server.loadtest", description=__doc__.split("\n")[0]
+        allow_abbrev=False, prog="python -m examples.mnist.loadtest", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--clients", default="8,32",
                         help="concurrent clients (threads); a comma-separated list runs each, default 8,32")
@@ -191,11 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         requests = args.requests * max(1, clients // 8)
         results = {}
         for name, extra in phases.items():
-            server = _Server(base, workdir / f"server-{name.replace(' ', '-')}.log", extra)
-            try:
-                results[name] = _phase(f"127.0.0.1:{server.port}", clients, requests, args.time_limit)
-            finally:
-                server.stop()
+            log_path = workdir / f"server-{name.replace(' ', '-')}.log"
+            with _server(base, log_path, extra) as server:
+                results[name] = _phase(server.grpc_target, clients, requests, args.time_limit)
         print(
             f"\nload: {clients} concurrent clients, {requests} requests per phase "
             "(half predict, half explain; one 28x28 image each), server on 127.0.0.1"

@@ -7,7 +7,7 @@
 5. write one overlay per digit and a summary grid, print accuracy and paths,
 6. stop the server, also when a step fails.
 
-Run: `python -m model_server.demo --workdir build/demo`.
+Run: `python -m examples.mnist.demo --workdir build/demo` (what `make demo` does).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_server._process import ServerProcess
+from model_server import ServerProcess
 
 __all__ = ["main"]
 
@@ -70,8 +70,8 @@ def _pick_digits(labels: np.ndarray, count: int) -> np.ndarray:
 
 def run(workdir: Path, *, num_digits: int = NUM_DIGITS) -> dict[str, object]:
     """Runs the demo; returns the summary it prints (paths and figures)."""
-    from exporter.demo_model import train_or_load
-    from exporter.mnist import load_mnist
+    from examples.mnist.data import load_mnist
+    from examples.mnist.model import train_or_load
     from serving_client import ServingClient, render
 
     workdir = Path(workdir)
@@ -140,7 +140,7 @@ def run(workdir: Path, *, num_digits: int = NUM_DIGITS) -> dict[str, object]:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: returns 0 on success, 1 on failure (the server is stopped either way)."""
     parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="python -m model_server.demo", description=__doc__.split("\n")[0]
+        allow_abbrev=False, prog="python -m examples.mnist.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--workdir", default="build/demo", help="where the cache, export and images go")
     parser.add_argument("--digits", type=int, default=NUM_DIGITS, help="how many test digits to explain")

@@ -1,4 +1,4 @@
-"""exporter.mnist: the restricted unpickler and the loaded splits."""
+"""examples.mnist.data: the restricted unpickler, the loaded splits and the .npy writer."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter import mnist as mnist_module
-from exporter.mnist import (
+from examples.mnist import data as mnist_module
+from examples.mnist.data import (
     MnistUnavailableError,
     RestrictedUnpickler,
     load_mnist,
+    main,
     mnist_data_path,
     restricted_loads,
+    save_split,
 )
 
 
@@ -130,3 +132,33 @@ def test_a_file_that_is_not_three_splits_is_rejected_with_what_was_received(tmp_
         pickle.dump((np.zeros((2, 784), np.float32), np.zeros(2, np.int64)), stream, protocol=4)
     with pytest.raises(ValueError, match="expected a \\(train, validation, test\\) tuple"):
         load_mnist(bad)
+
+
+def test_a_split_written_as_npy_is_what_evaluation_reads(mnist, tmp_path):
+    from exporter.evaluation._data import load_images
+
+    images = save_split(mnist, "test", tmp_path / "out" / "test.npy", labels_out=tmp_path / "labels.npy")
+    np.testing.assert_array_equal(load_images(images), mnist.test_images)
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), mnist.test_labels)
+
+
+def test_save_split_names_the_bad_split_or_suffix(mnist, tmp_path):
+    with pytest.raises(ValueError, match=r"one of train, validation, test; received 'dev'"):
+        save_split(mnist, "dev", tmp_path / "x.npy")
+    with pytest.raises(ValueError, match=r"\.npy files; received '.*x\.png'"):
+        save_split(mnist, "test", tmp_path / "x.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_writes_the_split_and_prints_its_path(tmp_path, capsys):
+    out = tmp_path / "validation.npy"
+    assert main(["--split", "validation", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert np.load(out).shape == (10_000, 28, 28, 1)
+
+
+def test_cli_refuses_a_non_npy_output(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(tmp_path / "x.npz")])
+    assert info.value.code == 2
+    assert "--out must be a .npy file; received" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""exporter.demo_model: the layer recipe and the train-once cache (on a tiny subset)."""
+"""examples.mnist.model: the layer recipe and the train-once cache (on a tiny subset)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from exporter.demo_model import (
+from examples.mnist.model import (
     CACHE_JSON_NAME,
     CACHE_MODEL_NAME,
     InsufficientAccuracyError,

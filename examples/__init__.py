@@ -1,0 +1,1 @@
+"""Examples built on the three libraries; never imported by them and not shipped in the wheel."""
