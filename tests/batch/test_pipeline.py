@@ -1,0 +1,250 @@
+"""The batch pipeline on real MNIST digits, checked row by row against the signature in-process.
+
+Needs Apache Beam (``make test-batch``, the ``.venv-batch`` venv); skipped where it is not
+installed, as in the main venv. Uses the demo export (``make demo`` writes it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+beam = pytest.importorskip("apache_beam", reason="batch tests need the 'batch' extra (make test-batch)")
+pq = pytest.importorskip("pyarrow.parquet")
+tf = pytest.importorskip("tensorflow")
+
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from batch_explain import OUTPUT_SCHEMA, BatchOptions, HeatmapOptions, build_pipeline  # noqa: E402
+from batch_explain.cli import main  # noqa: E402
+from tests.batch import mnist_inputs  # noqa: E402
+
+DEMO_BASE = Path(__file__).resolve().parents[2] / "build" / "demo" / "models" / "mnist"
+DIGITS = 36
+TOLERANCE = 1e-5
+
+pytestmark = pytest.mark.skipif(
+    not DEMO_BASE.is_dir(), reason=f"needs the demo export at {DEMO_BASE} (run make demo)"
+)
+
+
+def _version_dir() -> Path:
+    return max((p for p in DEMO_BASE.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+@pytest.fixture(scope="module")
+def signature():
+    loaded = tf.saved_model.load(str(_version_dir()))
+    function = loaded.signatures["explain"]
+    function._keep = loaded
+    return function
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """36 real digits as PNGs, one corrupt file and one 30x30 digit."""
+    directory = tmp_path_factory.mktemp("digits")
+    mnist_inputs.write_pngs(directory, DIGITS)
+    (directory / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 8)
+    images, _ = mnist_inputs.digits(1)
+    big = Image.fromarray(images[0], mode="L").resize((30, 30))
+    big.save(directory / "wrong_size.png")
+    return directory
+
+
+def _run(options: BatchOptions, *beam_args: str) -> None:
+    result = build_pipeline(options, PipelineOptions(list(beam_args))).run()
+    result.wait_until_finish()
+
+
+def _table(output: Path):
+    files = sorted(output.glob("explanations-*.parquet"))
+    assert files, f"no Parquet output in {output}"
+    return pq.ParquetDataset([str(f) for f in files]).read().sort_by("id")
+
+
+def _dead_letters(output: Path) -> list[dict]:
+    lines = []
+    for path in sorted(output.glob("dead_letter-*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines() if line]
+    return sorted(lines, key=lambda letter: letter["id"])
+
+
+def _reference(signature, pngs: list[bytes], targets: list[int]) -> dict[str, np.ndarray]:
+    """The signature on all images in one batch, decoded independently of the pipeline."""
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(png)), dtype=np.float32) for png in pngs])
+    outputs = signature(
+        images=tf.constant(pixels[..., np.newaxis] / 255.0),
+        target_class=tf.constant(targets, tf.int32),
+    )
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def _check_rows(table, signature, pngs: dict[str, bytes], target_of) -> None:
+    """Every row equals the in-process signature: probabilities and saliency to 1e-5; logits
+    to 1e-5 of their magnitude (>= 1), since float32 rounding of the logits depends on the
+    batch size (measured: batch 1 vs 64 differ by 1.5e-5 at |logit| = 19; saliency identical)."""
+    rows = table.to_pylist()
+    assert sorted(r["id"] for r in rows) == sorted(pngs)
+    expected = _reference(signature, [pngs[r["id"]] for r in rows], [target_of(r) for r in rows])
+    saliency = np.stack([
+        np.asarray(r["saliency"], np.float32).reshape(r["saliency_height"], r["saliency_width"]) for r in rows
+    ])
+    logits = np.asarray([r["logits"] for r in rows], np.float32)
+    differences = {
+        "probabilities": np.abs(np.asarray([r["probabilities"] for r in rows]) - expected["probabilities"]).max(),
+        "saliency": np.abs(saliency - expected["saliency"]).max(),
+        "logits (relative)": (np.abs(logits - expected["logits"]) / np.maximum(1.0, np.abs(expected["logits"]))).max(),
+    }
+    assert max(differences.values()) <= TOLERANCE, differences
+    assert [r["predicted_class"] for r in rows] == expected["predicted_class"].tolist()
+    assert [r["target_class"] for r in rows] == expected["target_class"].tolist()
+    probability = [r["probability"] for r in rows]
+    np.testing.assert_allclose(probability, expected["probabilities"].max(axis=1), atol=TOLERANCE)
+    assert all(r["approximation_error"] is None for r in rows)  # vanilla gradients have none
+
+
+@pytest.fixture(scope="module")
+def files_run(inputs, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("out")
+    _run(BatchOptions(model_base_path=str(DEMO_BASE), input=str(inputs / "*.png"), output=str(output),
+                      max_batch_size=16))
+    return output
+
+
+def test_every_row_equals_the_signature_in_process(files_run, inputs, signature):
+    pngs = {str(p): p.read_bytes() for p in inputs.glob("digit_*.png")}
+    _check_rows(_table(files_run), signature, pngs, target_of=lambda r: -1)
+
+
+def test_corrupt_and_wrong_size_images_go_to_the_dead_letter_output(files_run, inputs):
+    letters = _dead_letters(files_run)
+    assert [Path(letter["id"]).name for letter in letters] == ["corrupt.png", "wrong_size.png"]
+    assert all(letter["stage"] == "decode" for letter in letters)
+    assert "cannot decode" in letters[0]["reason"]
+    assert "30x30" in letters[1]["reason"] and "28x28" in letters[1]["reason"]
+    summary = json.loads((files_run / "summary.json").read_text())
+    assert summary["explained"] == DIGITS and summary["failed"] == 2
+    assert summary["failed_by_stage"] == {"decode": 2}
+    assert sum(summary["predicted_class_histogram"].values()) == DIGITS
+    assert (files_run / "summary.html").read_text().startswith("<!doctype html>")
+
+
+def test_parquet_schema_is_pinned(files_run):
+    pinned = [
+        ("id", "string", False), ("source", "string", False), ("model_version", "int64", False),
+        ("signature", "string", False), ("predicted_class", "int32", False),
+        ("probability", "float", False), ("target_class", "int32", False),
+        ("target_probability", "float", False), ("label", "int32", True),
+        ("approximation_error", "float", True), ("logits", "list<item: float>", False),
+        ("probabilities", "list<item: float>", False), ("saliency", "list<item: float>", False),
+        ("saliency_height", "int32", False), ("saliency_width", "int32", False),
+        ("heatmap", "string", True),
+    ]
+    assert [(f.name, str(f.type), f.nullable) for f in OUTPUT_SCHEMA] == pinned
+    written = pq.read_schema(next(files_run.glob("explanations-*.parquet")))
+    assert [(f.name, str(f.type), f.nullable) for f in written] == pinned
+
+
+def test_heatmaps_are_the_client_renderers_overlay(files_run, signature):
+    from serving_client import render
+
+    row = _table(files_run).slice(0, 1).to_pylist()[0]
+    png = Path(row["id"]).read_bytes()
+    expected = render.overlay(
+        np.asarray(Image.open(io.BytesIO(png)), np.float32)[..., np.newaxis] / 255.0,
+        _reference(signature, [png], [-1])["saliency"][0],
+    )
+    drawn = np.asarray(Image.open(files_run / row["heatmap"]))
+    assert drawn.shape == (28, 28, 3)
+    # the maps agree to 1e-5, so the 8-bit colors may differ by one step at most
+    assert int(np.max(np.abs(drawn.astype(int) - expected.astype(int)))) <= 1
+
+
+def test_a_rerun_writes_the_same_outputs(files_run, inputs):
+    before = {p.relative_to(files_run): p.read_bytes() for p in files_run.rglob("*") if p.is_file()}
+    table = _table(files_run)
+    _run(BatchOptions(model_base_path=str(DEMO_BASE), input=str(inputs / "*.png"), output=str(files_run),
+                      max_batch_size=16))
+    after = {p.relative_to(files_run): p.read_bytes() for p in files_run.rglob("*") if p.is_file()}
+    assert sorted(after) == sorted(before)
+    assert _table(files_run).equals(table)  # rows sorted by their deterministic ids
+    heatmaps = [name for name in before if name.parts[0] == "heatmaps"]
+    assert len(heatmaps) == DIGITS
+    assert all(after[name] == before[name] for name in heatmaps)
+    assert after[Path("summary.json")] == before[Path("summary.json")]
+    assert _dead_letters(files_run) == sorted(
+        (json.loads(line) for line in before[Path("dead_letter-00000-of-00001.jsonl")].decode().splitlines()),
+        key=lambda letter: letter["id"],
+    )
+
+
+def test_tfrecords_with_labels_on_two_worker_processes(tmp_path, signature):
+    """The demo's path: TFRecord shards, the label as target, multi-processing DirectRunner."""
+    mnist_inputs.write_tfrecords(tmp_path / "in", DIGITS, shards=2)
+    output = tmp_path / "out"
+    _run(
+        BatchOptions(model_base_path=str(DEMO_BASE), input=str(tmp_path / "in" / "*.tfrecord"),
+                     output=str(output), label_feature="label", intra_op_threads=1,
+                     heatmaps=HeatmapOptions(fraction=0.0)),
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2",
+    )
+    images, labels = mnist_inputs.digits(DIGITS)
+    pngs = {f"mnist_test/{i:05d}": mnist_inputs.png_bytes(images[i]) for i in range(DIGITS)}
+    label_of = {f"mnist_test/{i:05d}": int(labels[i]) for i in range(DIGITS)}
+    table = _table(output)
+    _check_rows(table, signature, pngs, target_of=lambda r: label_of[r["id"]])
+    assert table.column("label").to_pylist() == [label_of[i] for i in table.column("id").to_pylist()]
+    assert table.column("heatmap").null_count == DIGITS
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["labelled"] == DIGITS and summary["failed"] == 0
+
+
+def test_a_fixed_target_class_is_explained_for_every_image(inputs, tmp_path, signature):
+    output = tmp_path / "out"
+    _run(BatchOptions(model_base_path=str(_version_dir()), input=str(inputs / "digit_0000*.png"),
+                      output=str(output), target_class=3, heatmaps=HeatmapOptions(fraction=0.0)))
+    pngs = {str(p): p.read_bytes() for p in inputs.glob("digit_0000*.png")}
+    table = _table(output)
+    assert set(table.column("target_class").to_pylist()) == {3}
+    _check_rows(table, signature, pngs, target_of=lambda r: 3)
+
+
+def test_cli_runs_the_pipeline_and_passes_beam_options_through(inputs, tmp_path, capsys):
+    code = main([
+        "--model_base_path", str(DEMO_BASE), "--input", str(inputs / "digit_0001*.png"),
+        "--output", str(tmp_path / "out"), "--heatmaps", "0", "--runner", "DirectRunner",
+    ])
+    assert code == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("explained=10\tfailed=0\t") and "images_per_s=" in line
+
+
+def test_cli_names_the_signatures_an_export_has(inputs, tmp_path, capsys):
+    code = main([
+        "--model_base_path", str(DEMO_BASE), "--input", str(inputs / "*.png"),
+        "--output", str(tmp_path / "out"), "--signature", "explain_smoothgrad",
+    ])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "no signature 'explain_smoothgrad'" in error and "explain" in error
+
+
+def test_a_missing_export_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_pipeline(BatchOptions(model_base_path=str(tmp_path / "nope"), input="x", output="y"))
+    with pytest.raises(ValueError, match="not an explanation signature"):
+        build_pipeline(BatchOptions(model_base_path=str(DEMO_BASE), input="x", output="y",
+                                    signature="serving_default"))
+
+
+def test_options_are_validated_with_what_was_received():
+    with pytest.raises(ValueError, match="min_batch_size=8, max_batch_size=4"):
+        BatchOptions(model_base_path="m", input="i", output="o", min_batch_size=8, max_batch_size=4)
+    with pytest.raises(ValueError, match="got 1.5"):
+        HeatmapOptions(fraction=1.5)
