@@ -242,7 +242,7 @@ class LimitsConfig:
         for name, value in self.max_batch:
             if name not in names:
                 raise ConfigError(
-                    f"Unknown signature {name!r} in [limits]; expected memory_budget_mib, "
+                    f"Unknown key limits.{name} in [limits]; expected one of: memory_budget_mib, "
                     f"max_images or a signature name: {', '.join(names)}."
                 )
             check_int(f"limits.{name}", value, minimum=1)

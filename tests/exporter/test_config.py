@@ -163,7 +163,7 @@ def test_zero_verification_samples_are_refused_from_python_too():
             r"Unknown key methods\.lime in \[methods\]; expected one of: enabled, gradcam, integrated_gradients, internal_batch, smoothgrad\.",
         ),
         ("[verification]\nsamples = 4\n", r"Unknown key verification\.samples in \[verification\]; expected one of: fd_epsilon, "),
-        ("[limits]\nfloor = 3\n", r"Unknown signature 'floor' in \[limits\]"),
+        ("[limits]\nfloor = 3\n", r"Unknown key limits\.floor in \[limits\]; expected one of: memory_budget_mib, max_images or a signature name: serving_default, explain, "),
         ("methods = 3\n", r"\[methods\] must be a table"),
     ],
 )
