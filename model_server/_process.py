@@ -1,15 +1,14 @@
-"""The bundled server as a child process, for the demo, benchmarks and fault tests.
+"""The bundled server as a child process, for the examples, benchmarks, soak and fault tests.
 
 A child process (rather than an in-process `ModelServer`) keeps the server's and the
 client's Python apart, as in production, and can be killed. The ports are learned from
-the server's stable stdout lines, so `auto` ports work.
+the server's stable stdout lines (`model_server._lines`), so `auto` ports work.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -20,11 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-__all__ = ["ServerProcess"]
+from ._lines import StartupLines
 
-_GRPC_LINE = re.compile(r"^Running gRPC ModelServer at (\S+):(\d+)")
-_REST_LINE = re.compile(r"^Exporting HTTP/REST API at (\S+):(\d+)")
-_READY_LINE = re.compile(r"^All models AVAILABLE:")
+__all__ = ["ServerProcess"]
 
 
 class ServerProcess:
@@ -42,7 +39,7 @@ class ServerProcess:
         port: `--port` (`"auto"`: a free port).
         rest_api_port: `--rest_api_port` (`"auto"`: a free port; 0 disables REST).
         poll_seconds: `--file_system_poll_wait_seconds`.
-        startup_timeout: Seconds to wait for "All models AVAILABLE".
+        startup_timeout: Seconds to wait for the ready line.
         extra_args: More flags, e.g. `("--enable_batching=true",)`.
     """
 
@@ -98,7 +95,7 @@ class ServerProcess:
                 self.command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
             )
         finally:
-            if stderr is not subprocess.DEVNULL:
+            if not isinstance(stderr, int):  # our log file, not subprocess.DEVNULL
                 stderr.close()
         threading.Thread(
             target=self._pump, args=(self.process.stdout,), daemon=True, name="server-stdout"
@@ -108,7 +105,7 @@ class ServerProcess:
         return self
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        """Blocks until the server prints "All models AVAILABLE".
+        """Blocks until the server prints its ready line (every model AVAILABLE).
 
         Raises:
             RuntimeError: The server exited first, or `timeout` (default `startup_timeout`)
@@ -116,6 +113,7 @@ class ServerProcess:
         """
         deadline = time.monotonic() + (self.startup_timeout if timeout is None else timeout)
         where = f"; see {self.log_path}" if self.log_path else ""
+        startup = StartupLines()
         while True:
             try:
                 line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.01))
@@ -127,11 +125,16 @@ class ServerProcess:
             if line is None:
                 code = self.process.wait() if self.process else None
                 raise RuntimeError(f"The model server exited with code {code} before it was ready{where}.")
-            if match := _GRPC_LINE.match(line):
-                self.grpc_port = int(match.group(2))
-            elif match := _REST_LINE.match(line):
-                self.rest_port = int(match.group(2))
-            elif _READY_LINE.match(line):
+            try:
+                ready = startup.feed(line)
+            except ValueError as error:
+                self.stop()
+                raise RuntimeError(f"The model server printed a malformed line: {error}{where}") from None
+            if startup.grpc is not None:
+                self.grpc_port = startup.grpc.port
+            if startup.rest is not None:
+                self.rest_port = startup.rest.port
+            if ready:
                 break
         if self.grpc_port is None or (self._expects_rest and self.rest_port is None):
             self.stop()

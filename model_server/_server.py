@@ -12,6 +12,7 @@ from ._config import ModelConfig, VersionPolicy
 from ._core import ServingCore
 from ._errors import ServingError
 from ._grpc_service import build_grpc_server
+from ._lines import join_host_port as _join_host_port
 from ._manager import ServableManager
 from ._predict import run_predict
 from ._tls import SslOptions
@@ -226,7 +227,3 @@ def _replay_warmup(servable, request) -> None:
     # Warmup goes through the normal predict path; any failure fails the load.
     spec = request.model_spec
     run_predict(servable, spec.signature_name, request.inputs, list(request.output_filter))
-
-
-def _join_host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

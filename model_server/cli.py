@@ -1,10 +1,7 @@
 """``saliency-serve`` / ``python -m model_server``: TF Serving's flags over ``ModelServer``.
 
-Stable stdout lines (parsed by tests and the demo):
-
-    Running gRPC ModelServer at HOST:PORT ...
-    Exporting HTTP/REST API at HOST:PORT ...
-    All models AVAILABLE: NAME@V[,V...] [NAME@V ...]
+Stdout carries only the stable port and ready lines (logs go to stderr); their format, writer
+and parser have one home, `model_server._lines`.
 """
 
 from __future__ import annotations
@@ -18,12 +15,9 @@ from collections.abc import Sequence
 
 from ._batching import BatchingOptions
 from ._config import parse_model_config_file
-from ._server import MiB, ModelServer, ModelServerError, ServerOptions, _join_host_port
+from ._lines import format_grpc_line, format_ready_line, format_rest_line
+from ._server import MiB, ModelServer, ModelServerError, ServerOptions
 from ._tls import SslOptions
-
-GRPC_LINE = "Running gRPC ModelServer at {address} ..."
-REST_LINE = "Exporting HTTP/REST API at {address} ..."
-READY_LINE = "All models AVAILABLE: {models}"
 
 
 def _port(value: str) -> int:
@@ -157,17 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelServerError as exc:
         print(f"saliency-serve: error: {exc}", file=sys.stderr)
         return 1
-    print(GRPC_LINE.format(address=_join_host_port(options.host, ports.grpc)), flush=True)
+    print(format_grpc_line(options.host, ports.grpc), flush=True)
     if ports.rest is not None:
-        print(REST_LINE.format(address=_join_host_port(options.host, ports.rest)), flush=True)
+        print(format_rest_line(options.host, ports.rest), flush=True)
     announced = False
     while not stop.wait(0.2):
         if not announced and server.ready:
-            models = " ".join(
-                f"{name}@{','.join(map(str, versions))}"
-                for name, versions in server.manager.available_versions().items()
-            )
-            print(READY_LINE.format(models=models), flush=True)
+            print(format_ready_line(server.manager.available_versions()), flush=True)
             announced = True
     server.stop()
     return 0

@@ -14,6 +14,15 @@ from pathlib import Path
 import grpc
 import pytest
 
+from model_server._lines import (
+    GRPC_PREFIX,
+    READY_PREFIX,
+    REST_PREFIX,
+    PortLine,
+    ReadyLine,
+    format_ready_line,
+    parse_line,
+)
 from tests.server.helpers import images, predict_request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,13 +72,14 @@ def test_cli_serves_prints_ports_and_exits_cleanly_on_sigterm(export_pool, insta
     err_thread = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
     err_thread.start()
     try:
-        grpc_line = _wait_line(lines, "Running gRPC ModelServer at 127.0.0.1:", 90)
-        rest_line = _wait_line(lines, "Exporting HTTP/REST API at 127.0.0.1:", 10)
-        ready = _wait_line(lines, "All models AVAILABLE:", 20)
-        assert ready == "All models AVAILABLE: a@1 b@7"
-        grpc_port = int(grpc_line.split(":")[-1].split()[0])
-        assert int(rest_line.split(":")[-1].split()[0]) > 0
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        grpc_line = parse_line(_wait_line(lines, GRPC_PREFIX, 90))
+        rest_line = parse_line(_wait_line(lines, REST_PREFIX, 10))
+        ready = _wait_line(lines, READY_PREFIX, 20)
+        assert ready == format_ready_line({"a": [1], "b": [7]})
+        assert parse_line(ready) == ReadyLine({"a": (1,), "b": (7,)})
+        assert grpc_line == PortLine("grpc", "127.0.0.1", grpc_line.port) and grpc_line.port > 0
+        assert rest_line == PortLine("rest", "127.0.0.1", rest_line.port) and rest_line.port > 0
+        with grpc.insecure_channel(grpc_line.address) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             response = stub.Predict(predict_request(name="b", images=images(1)), timeout=20)
             assert response.model_spec.version.value == 7
