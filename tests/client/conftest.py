@@ -16,7 +16,6 @@ behaviour on the model name, which lets tests drive error mapping and retries ov
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -30,8 +29,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 NUM_CLASSES = 3
 IMAGE_SHAPE = (8, 8, 1)

@@ -7,10 +7,6 @@ typed exceptions with the server's message, and the server must keep serving.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import threading
 import time
 

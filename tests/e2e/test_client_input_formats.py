@@ -10,10 +10,6 @@ Predict is sent; the CLI explains through both exports.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import io
 from pathlib import Path
 

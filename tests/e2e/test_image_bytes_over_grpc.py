@@ -3,10 +3,6 @@ bytes answered with INVALID_ARGUMENT while the server keeps serving."""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 import numpy as np
 import pytest

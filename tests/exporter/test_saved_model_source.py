@@ -10,10 +10,6 @@ probabilities are compared with the original signature.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import json
 import re
 from pathlib import Path

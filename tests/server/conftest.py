@@ -12,8 +12,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 MAX_MSG = 256 * 1024 * 1024
 
 
@@ -122,18 +120,3 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float =
             return True
         time.sleep(step)
     return predicate()
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    """Report how many fuzz cases the property tests tried (issue 5 asks for the number)."""
-    total, tests = 0, 0
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            if getattr(report, "when", None) != "call":
-                continue
-            cases = [v for k, v in getattr(report, "user_properties", ()) if k == "fuzz_cases"]
-            if cases:
-                total += sum(cases)
-                tests += 1
-    if tests:
-        terminalreporter.write_line(f"fuzz cases tried: {total} in {tests} property tests")
