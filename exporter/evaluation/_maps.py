@@ -54,7 +54,8 @@ class SignatureMaps:
         methods: MethodsConfig,
         logits_layer: str | None = None,
     ) -> None:
-        self.input_shape = tuple(input_shape)
+        height, width, channels = input_shape  # a list from a JSON report is fine too
+        self.input_shape = (height, width, channels)
         self.reduction = reduction
         self.methods = methods
         self.logits_layer = logits_layer
