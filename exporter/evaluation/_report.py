@@ -144,6 +144,12 @@ class EvaluationReport:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
+    def write_html(self, path: str | Path) -> Path:
+        """Writes the self-contained HTML report (curves, cascade maps, summary) to ``path``."""
+        from exporter.evaluation._html import evaluation_html, write_html
+
+        return write_html(evaluation_html(self), path)
+
     def summary(self) -> str:
         """A fixed-width table, one row per method plus the random baseline."""
         rows = [
