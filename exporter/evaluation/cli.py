@@ -1,7 +1,7 @@
 """`saliency-evaluate`: sanity checks and faithfulness scores of an export.
 
-Prints a table on stdout (progress on stderr), writes `OUT/evaluation.json` and
-`OUT/evaluation.png`. Exit code 0 when every method passes, 1 when one fails a check,
+Prints a table on stdout (progress on stderr), writes `OUT/evaluation.json`,
+`OUT/evaluation.png` and the self-contained `OUT/report.html`. Exit code 0 when every method passes, 1 when one fails a check,
 2 on a usage error (bad arguments, not an export, wrong model or data).
 """
 
@@ -74,11 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     json_path = report.write_json(out / "evaluation.json")
     figure_path = draw_figure(report, out / "evaluation.png")
+    html_path = report.write_html(out / "report.html")
     print(report.summary())
     for failure in report.failures:
         print(f"FAILED {failure}")
     print(json_path)
     print(figure_path)
+    print(html_path)
     return 0 if report.passed else 1
 
 
