@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from exporter import ExportConfig, ExportError, export_model, load_config
 from exporter import methods as _methods
 from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
 from exporter._loading import import_user_modules
+from serving_client.contract import REPORT_ASSET
 
 __all__ = ["main"]
 
@@ -35,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="model name used in warmup requests and the report")
     parser.add_argument("--config", help="TOML export config (see configs/export.toml)")
     parser.add_argument("--report", help="also write the JSON export report to this file")
+    parser.add_argument(
+        "--report-html",
+        metavar="FILE",
+        help="also write the export report as a self-contained HTML page to this file",
+    )
     parser.add_argument("--logits-layer", help="the layer whose output are the logits (overrides detection)")
     parser.add_argument("--signature", help="SavedModel directory: the signature to export (default serving_default)")
     parser.add_argument(
@@ -127,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as error:
         print(f"saliency-export: error: {error}", file=sys.stderr)
         return 1
+    if args.report_html:
+        from exporter.evaluation._html import export_report_html, write_html
+
+        report = json.loads((Path(path) / REPORT_ASSET).read_text())
+        write_html(export_report_html(report), args.report_html)
     print(path)
     return 0
 
