@@ -205,7 +205,7 @@ def expected_shapes(
     """alias → the shape the contract gives it (−1: the batch dimension) in `signature`."""
     h, w, ch = (int(d) for d in input_shape)
     shapes = {
-        c.IMAGES: [-1] if input_format == "image_bytes" else [-1, h, w, ch],
+        c.IMAGES: [-1] if input_format == c.IMAGE_BYTES else [-1, h, w, ch],
         c.LOGITS: [-1, num_classes],
         c.PROBABILITIES: [-1, num_classes],
         c.PREDICTED_CLASS: [-1],

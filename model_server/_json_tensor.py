@@ -22,8 +22,9 @@ import grpc
 import numpy as np
 from tensorflow.core.framework import types_pb2
 
+from serving_client._codec import MAX_RANK, dtype_string, shape_string
+
 from ._errors import ServingError, invalid_argument
-from ._tensor_codec import MAX_RANK, dtype_string, shape_string
 
 ROW, COLUMNAR = "row", "columnar"
 
