@@ -1,18 +1,16 @@
-"""Shared, expensive fixtures for the server tests: tiny exports built once, a running server."""
+"""Shared, expensive fixtures for the server tests: tiny exports built once, a running server.
+
+Plain helpers (request builders, `install`, `wait_for`, `free_port`) are in helpers.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
 
-MAX_MSG = 256 * 1024 * 1024
+from tests.server.helpers import MAX_MSG, install
 
 
 @pytest.fixture(scope="session")
@@ -30,15 +28,6 @@ def export_pool(tmp_path_factory) -> dict[str, Path]:
     write_warmup(bad, batches=1, bad=True)
     pool["badwarmup"] = bad
     return pool
-
-
-def install(src: Path, dest: Path) -> Path:
-    """Publish ``src`` as version dir ``dest`` atomically (copy to a hidden sibling, rename),
-    the way the exporter publishes versions."""
-    tmp = dest.parent / f".tmp-export-{dest.name}-{time.monotonic_ns()}"
-    shutil.copytree(src, tmp)
-    os.replace(tmp, dest)
-    return dest
 
 
 @pytest.fixture(scope="session")
@@ -104,19 +93,3 @@ def model_stub(channel):
 @pytest.fixture(scope="session")
 def rest_base(labelled_server) -> str:
     return f"http://127.0.0.1:{labelled_server.ports.rest}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; bounded, never infinite."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

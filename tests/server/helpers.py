@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import socket
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import numpy as np
 
 from tests.server.server_test_models import C, H, W
+
+MAX_MSG = 256 * 1024 * 1024
 
 
 def images(batch: int = 2, seed: int = 0) -> np.ndarray:
@@ -78,3 +86,28 @@ def traffic(server, *, batch: int = 2, clients: int = 3):
         for t in threads:
             t.join(30)
         channel.close()
+
+
+def install(src: Path, dest: Path) -> Path:
+    """Publish ``src`` as version dir ``dest`` atomically (copy to a hidden sibling, rename),
+    the way the exporter publishes versions."""
+    tmp = dest.parent / f".tmp-export-{dest.name}-{time.monotonic_ns()}"
+    shutil.copytree(src, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; bounded, never infinite."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

@@ -8,8 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.server.conftest import wait_for
-from tests.server.helpers import images, outputs, predict_request
+from tests.server.helpers import images, outputs, predict_request, wait_for
 from tests.server.server_test_models import expected_logits
 
 # ---- the scheduler alone, with a fake session --------------------------------------------
@@ -179,7 +178,7 @@ def test_cli_flags_enable_batching(tmp_path):
 @pytest.fixture(scope="module")
 def batching_server(export_pool, tmp_path_factory):
     from model_server import BatchingOptions, ModelServer, ServerOptions
-    from tests.server.conftest import install
+    from tests.server.helpers import install
 
     base = tmp_path_factory.mktemp("batching") / "m"
     install(export_pool["scale1"], base / "1")
@@ -258,7 +257,7 @@ def test_a_new_version_is_batched_with_its_own_session(export_pool, installer, t
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from model_server import BatchingOptions, ModelServer, ServerOptions
-    from tests.server.conftest import wait_for
+    from tests.server.helpers import wait_for
 
     base = tmp_path / "m"
     installer(export_pool["scale1"], base / "1")

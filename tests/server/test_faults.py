@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from model_server import ServerProcess
-from tests.server.conftest import free_port, wait_for
-from tests.server.helpers import images, traffic
+from tests.server.helpers import free_port, images, traffic, wait_for
 from tests.server.server_test_models import expected_logits
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}

@@ -220,7 +220,7 @@ def test_random_shapes_and_values_are_answered_or_refused_per_signature(predict_
 @pytest.fixture(scope="module")
 def small_message_server(export_pool, tmp_path_factory):
     from model_server import ModelServer, ServerOptions
-    from tests.server.conftest import install
+    from tests.server.helpers import install
 
     base = tmp_path_factory.mktemp("small_msg") / "m"
     install(export_pool["scale1"], base / "1")
@@ -234,7 +234,7 @@ def small_message_server(export_pool, tmp_path_factory):
 def test_oversized_grpc_messages_are_resource_exhausted(small_message_server, record_property):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from tests.server.conftest import MAX_MSG
+    from tests.server.helpers import MAX_MSG
 
     n = 0
     with grpc.insecure_channel(

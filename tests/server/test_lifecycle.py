@@ -10,8 +10,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.server.conftest import MAX_MSG, wait_for
-from tests.server.helpers import images, predict_request, traffic
+from tests.server.helpers import MAX_MSG, images, predict_request, traffic, wait_for
 
 
 def _start(base, **kw):

@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.image_bombs import bmp, gif, patch_jpeg_size, png_bomb, webp
-from tests.server.conftest import MAX_MSG
-from tests.server.helpers import outputs, predict_request
+from tests.server.helpers import MAX_MSG, outputs, predict_request
 
 SHAPE = (28, 28, 1)
 MAX_PIXELS = 64 * 64

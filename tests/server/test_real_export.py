@@ -9,8 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.server.conftest import MAX_MSG
-from tests.server.helpers import outputs, predict_request
+from tests.server.helpers import MAX_MSG, outputs, predict_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -48,7 +48,7 @@ def pki(tmp_path_factory) -> dict[str, bytes]:
 
 def _tls_server(export_pool, tmp_path, pki, *, client_verify: bool):
     from model_server import ModelServer, ServerOptions, SslOptions
-    from tests.server.conftest import install
+    from tests.server.helpers import install
 
     base = tmp_path / "m"
     install(export_pool["scale1"], base / "1")
