@@ -241,7 +241,7 @@ def _model(settings: ViewerSettings, query: Mapping[str, str], body: bytes) -> d
             409,
             "no_methods",
             f"Model {model!r} version {metadata.model_version} has no explanation signatures "
-            f"(it has {', '.join(sorted(metadata.signatures)) or 'none'}); export it with "
+            f"(it has {', '.join(_public(metadata.signatures)) or 'none'}); export it with "
             "saliency-export to add explain signatures.",
         )
     spec = _images_spec(metadata)
@@ -406,6 +406,11 @@ def _overlay(image: np.ndarray, explanation: Explanation, options: dict[str, Any
 def _images_spec(metadata: ModelMetadata, signature: str = SERVING_DEFAULT) -> Any:
     info = metadata.signatures.get(signature) or metadata.signatures.get(SERVING_DEFAULT)
     return None if info is None else info.inputs.get(IMAGES)
+
+
+def _public(signatures: Mapping[str, Any]) -> list[str]:
+    """Signature names a user chose (not TF's ``__saved_model_init_op``)."""
+    return sorted(name for name in signatures if not name.startswith("__"))
 
 
 def _data_url(png: bytes) -> str:

@@ -207,3 +207,26 @@ def test_a_stopped_server_is_named_in_the_page(page, export, digit):
     finally:
         viewer.stop()
         process.stop()
+
+
+def test_a_model_without_explanation_signatures_is_named_in_the_page(page, tmp_path):
+    """A plain Keras export (serving_default only) is served, but has nothing to explain."""
+    import keras
+
+    from model_server._process import ServerProcess
+
+    inputs = keras.Input(SHAPE)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    model.export(str(tmp_path / "plain" / "1"), verbose=False)
+    with ServerProcess("plain", tmp_path / "plain", rest_api_port=0) as process:
+        viewer = start_viewer(process.grpc_target, "--model", "plain")
+        try:
+            assert page.goto(viewer.url).ok
+            page.wait_for_selector("#banner:not([hidden])", timeout=TIMEOUT_MS)
+            assert page.text_content("#banner") == (
+                "Model 'plain' version 1 has no explanation signatures (it has serve, serving_default); "
+                "export it with saliency-export to add explain signatures."
+            )
+            screenshot(page, "viewer-no-explanations")
+        finally:
+            viewer.stop()
