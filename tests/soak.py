@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serving_client.report import read_report
 from tests.image_bombs import bmp, gif, patch_jpeg_size, png_bomb
 
 MAX_MINUTES = 10.0
@@ -62,8 +63,7 @@ def _export(workdir: Path) -> tuple[Path, dict]:
             methods=MethodsConfig(enabled=("integrated_gradients",), params=[IntegratedGradientsParams(steps=16)]),
         )
         versions = [SaliencyExporter(build_mnist_cnn(), config).write(base).path]
-    report = json.loads((versions[-1] / "assets.extra" / "export_report.json").read_text())
-    return base, report["limits"]
+    return base, read_report(versions[-1]).raw["limits"]
 
 
 def _rss_kib(pid: int) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model_server import ServerProcess
+from serving_client.report import ReportError, read_report
 
 __all__ = ["main"]
 
@@ -38,11 +39,10 @@ def _latest_matching_export(base_path: Path, model_hash: str) -> Path | None:
         return None
     versions = sorted((int(p.name) for p in base_path.iterdir() if p.name.isdigit()), reverse=True)
     for version in versions:
-        report = base_path / str(version) / "assets.extra" / "export_report.json"
         try:
-            if json.loads(report.read_text())["model"]["hash"] == model_hash:
+            if read_report(base_path / str(version)).model.hash == model_hash:
                 return base_path / str(version)
-        except (OSError, ValueError, KeyError):
+        except ReportError:
             continue
     return None
 
