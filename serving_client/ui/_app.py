@@ -296,7 +296,7 @@ def _explain(settings: ViewerSettings, query: Mapping[str, str], body: bytes) ->
     probabilities = explanation.probabilities[0].astype(float)
     order = np.argsort(-probabilities, kind="stable")[:TOP_K]
     names = settings.class_names
-    error = explanation.approximation_error
+    approximation = explanation.approximation_error
     return {
         "filename": filename,
         "model": explanation.model_name,
@@ -313,7 +313,7 @@ def _explain(settings: ViewerSettings, query: Mapping[str, str], body: bytes) ->
             }
             for index in order
         ],
-        "approximation_error": None if error is None else float(error[0]),
+        "approximation_error": None if approximation is None else float(approximation[0]),
         "width": int(width),
         "height": int(height),
         "image_png": _data_url(png_bytes(shown)),
