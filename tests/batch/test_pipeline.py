@@ -28,9 +28,10 @@ DEMO_BASE = Path(__file__).resolve().parents[2] / "build" / "demo" / "models" / 
 DIGITS = 36
 TOLERANCE = 1e-5
 
-pytestmark = pytest.mark.skipif(
-    not DEMO_BASE.is_dir(), reason=f"needs the demo export at {DEMO_BASE} (run make demo)"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not DEMO_BASE.is_dir(), reason=f"needs the demo export at {DEMO_BASE} (run make demo)"),
+]
 
 
 def _version_dir() -> Path:
