@@ -225,7 +225,9 @@ class BatchScheduler:
         task.done.wait()
         if task.error is not None:
             raise task.error
-        return task.result  # type: ignore[return-value]
+        if task.result is None:  # the batch thread sets a result or an error before `done`
+            raise ServingError(grpc.StatusCode.INTERNAL, "A batched run ended without a result")
+        return task.result
 
     def stop(self) -> None:
         """Run what is queued, then end the batch threads."""
