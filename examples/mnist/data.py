@@ -107,7 +107,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-def _restricted_load(stream: IO[bytes]) -> Any:
+def _restricted_load(stream: IO[bytes] | io.BufferedIOBase) -> Any:
     # latin1 is the documented way to read numpy arrays pickled by Python 2: their raw buffers
     # were `str`, and latin1 maps each byte to one code point that numpy turns back into bytes.
     return RestrictedUnpickler(stream, encoding="latin1").load()

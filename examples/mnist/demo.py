@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def _latest_matching_export(base_path: Path, model_hash: str) -> Path | None:
     return None
 
 
-def _export(model_path: Path, model, base_path: Path, samples: np.ndarray) -> Path:
+def _export(model_path: Path, model: Any, base_path: Path, samples: np.ndarray) -> Path:
     from exporter import ExportConfig, export_model
     from exporter._loading import model_fingerprint
 
@@ -121,7 +122,7 @@ def run(workdir: Path, *, num_digits: int = NUM_DIGITS) -> dict[str, object]:
             f"explained class {int(explanation.target_class[i])} -> {path}{mark}"
         )
     grid_path = render.save_png(render.grid(rows, labels=row_labels, scale=4), workdir / "summary_grid.png")
-    summary = {
+    summary: dict[str, object] = {
         "test_accuracy_keras": trained.test_accuracy,
         "test_accuracy_served": served_accuracy,
         "served_version": served_version,
