@@ -106,14 +106,14 @@ class _PageError(Exception):
         self.status, self.kind, self.message = status, kind, message
 
 
-def create_app(settings: ViewerSettings) -> Starlette:
+def create_app(settings: ViewerSettings) -> ASGIApp:
     """Build the viewer's ASGI application.
 
     Args:
         settings: the server to talk to and the app's limits.
 
     Returns:
-        A Starlette application behind the Host-header check. The caller closes the gRPC
+        The Starlette application behind the Host-header check (an ASGI application). The caller closes the gRPC
         channels with ``settings.close()`` when the app is done.
     """
     routes = [
@@ -124,7 +124,7 @@ def create_app(settings: ViewerSettings) -> Starlette:
         Route("/api/explain", _api(settings, _explain), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    return _HostCheck(app, settings.allowed_hosts)  # type: ignore[return-value]
+    return _HostCheck(app, settings.allowed_hosts)
 
 
 class _HostCheck:
