@@ -143,7 +143,7 @@ def _summary_table(report: EvaluationReport) -> str:
 
 
 def _curves_svg(report: EvaluationReport, kind: str) -> str:
-    curves: list[tuple[str, Sequence[float], str, float]] = []
+    curves: list[tuple[str, Sequence[float], float, str]] = []  # name, curve, AUC, colour
     for index, m in enumerate(report.methods):
         curves.append((m.method, *_curve_of(m.scores, kind), _PALETTE[index % len(_PALETTE)]))
     curves.append(("random order", *_curve_of(report.random, kind), _RANDOM))
