@@ -58,7 +58,7 @@ load: $(STAMP)  ## load test: K clients, predict+explain, p50/p99 and req/s with
 soak: $(STAMP)  ## 10 min of mixed valid/invalid traffic (bombs, oversize batches, cancels, deadlines): no valid failure, RSS +<10%
 	$(PY) -m tests.soak --minutes 10 --workdir build/soak
 
-lint: $(STAMP)  ## ruff, and mypy over the three packages ([tool.mypy] in pyproject.toml)
+lint: $(STAMP)  ## ruff, and mypy over the three packages and examples/ ([tool.mypy] in pyproject.toml)
 	$(VENV)/bin/ruff check exporter serving_client model_server tests
 	$(VENV)/bin/mypy
 
