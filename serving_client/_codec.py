@@ -17,7 +17,7 @@ shape holds is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,10 +246,11 @@ class Wording:
 
     def int_out_of_range(self, dtype: int, low: int, high: int) -> Exception:
         """``int_val`` holds values outside a narrow integer dtype's range."""
-        info = np.iinfo(_NUMPY_OF[dtype])
+        numpy = _NUMPY_OF[dtype]
+        info = np.iinfo(numpy.type)
         return MalformedTensorError(
             f"Cannot decode {self.name}: its int_val holds values in [{low}, {high}]; "
-            f"expected {_NUMPY_OF[dtype].name} values in [{info.min}, {info.max}]."
+            f"expected {numpy.name} values in [{info.min}, {info.max}]."
         )
 
 
@@ -316,7 +317,7 @@ def decode(
     name: str = "tensor",
     limits: DecodeLimits = DEFAULT_LIMITS,
     wording: Wording | None = None,
-    dtypes: Sequence[int] | None = None,
+    dtypes: Collection[int] | None = None,
 ) -> np.ndarray:
     """Decode a ``tensorflow.TensorProto`` (any pool's class) into a numpy array.
 
@@ -397,7 +398,7 @@ def decode(
         values = bits.astype(np.uint16).view(np.float16)
     elif dtype_enum in _NARROW_INT_VAL:
         wide = np.fromiter(raw, dtype=np.int64, count=len(raw))
-        info = np.iinfo(dtype)
+        info = np.iinfo(dtype.type)
         if wide.size and (wide.min() < info.min or wide.max() > info.max):
             raise words.int_out_of_range(dtype_enum, int(wide.min()), int(wide.max()))
         values = wide.astype(dtype)
