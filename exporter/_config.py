@@ -341,18 +341,25 @@ class EvaluationConfig:
 class ExportConfig:
     """Everything that shapes an export, apart from where it is written.
 
+    Each attribute is read from the TOML table named in brackets: the first five and the
+    warmup sizes are keys of small tables, the others are tables (dataclasses) of their own.
+
     Attributes:
-        name: Model name (TF Serving's `model_spec.name`, used in warmup requests).
-        input_shape: (H, W, C) override for models whose input has unknown dimensions.
-        class_names: Optional class names, written as `assets/class_names.txt`.
-        logits_layer: Name of the layer whose output are the logits (overrides detection).
-        reduction: Channel reduction of the saliency map, one of `REDUCTIONS`.
-        input: The format of the signatures' `images` input (float32 by default).
-        warmup_batch_sizes: Batch sizes of the warmup requests written per signature.
-        verification: Verification settings.
-        methods: Which explanation signatures are exported, and their parameters.
-        evaluation: The opt-in faithfulness gate (sanity checks before publishing).
-        limits: Per-request cost bounds of the signatures.
+        name: `[model] name`: TF Serving's `model_spec.name`, used in warmup requests.
+        input_shape: `[model] input_shape`: (H, W, C) for models whose input has unknown
+            dimensions.
+        class_names: `[model] class_names`: written as `assets/class_names.txt`.
+        logits_layer: `[model] logits_layer`: the layer whose output are the logits
+            (overrides detection).
+        reduction: `[saliency] reduction`: channel reduction of the map, one of `REDUCTIONS`.
+        input: `[input]`: the format of the signatures' `images` input (float32 by default).
+        warmup_batch_sizes: `[warmup] batch_sizes`: of the warmup requests, per signature.
+        verification: `[verification]`: verification settings.
+        methods: `[methods]` and `[methods.<name>]`: the exported explanation signatures and
+            their parameters.
+        evaluation: `[evaluation]`: the opt-in faithfulness gate (sanity checks before
+            publishing).
+        limits: `[limits]`: per-request cost bounds of the signatures.
     """
 
     RENAMED: ClassVar[Mapping[str, str]] = {

@@ -81,7 +81,7 @@ def _plain(value: Any) -> Any:
 def _nested_type(field: dataclasses.Field) -> type | None:
     factory = field.default_factory
     if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
-        return factory  # type: ignore[return-value]
+        return factory
     return None
 
 

@@ -377,7 +377,7 @@ class SaliencyExporter:
                 **({"evaluation": evaluation} if evaluation is not None else {}),
             )
             # For `saliency-export verify`: the published bytes, and how the samples were made.
-            report["export_files"] = {"sha256": export_files_sha256(staging, [REPORT_ASSET]), "algorithm": FILES_HASH}
+            report["export_files"] = {"sha256": export_files_sha256(staging, [Path(REPORT_ASSET)]), "algorithm": FILES_HASH}
             report["verification"]["settings"] = {**dataclasses.asdict(self.config.verification), "caller_samples": samples is not None}
             write_report(report, staging / REPORT_ASSET)
         final = base_dir / str(version)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "EagerReference",
     "FunctionReference",
     "LogitsCopy",
     "numpy_saliency",
@@ -26,7 +28,7 @@ __all__ = [
 class _PassThrough(keras.layers.Layer):
     """Stands in for a removed softmax; accepts the same call arguments (e.g. `mask`)."""
 
-    def call(self, inputs, mask=None):  # noqa: ARG002 - signature mirrors Softmax
+    def call(self, inputs: Any, mask: Any = None) -> Any:  # noqa: ARG002 - signature mirrors Softmax
         return inputs
 
 
@@ -219,6 +221,10 @@ class FunctionReference:
         return None
 
 
+#: What the references differentiate: a logits copy of a Keras model, or an explicit head's function.
+EagerReference = LogitsCopy | FunctionReference
+
+
 def numpy_saliency(gradient: np.ndarray, reduction: str) -> np.ndarray:
     """Reduces [B,H,W,C] over channels and min-max normalizes each map, in numpy."""
     if reduction == "max_abs":
@@ -238,7 +244,7 @@ def numpy_saliency(gradient: np.ndarray, reduction: str) -> np.ndarray:
 
 
 def reference_explain(
-    copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str
+    copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None, reduction: str
 ) -> dict[str, np.ndarray]:
     """What `explain` must return, computed eagerly.
 

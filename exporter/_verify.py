@@ -23,7 +23,7 @@ from exporter import methods as _methods
 from exporter._config import InputConfig, MethodsConfig, VerificationConfig
 from exporter._errors import VerificationError
 from exporter._inputs import encode_samples
-from exporter._reference import FunctionReference, LogitsCopy, reference_explain
+from exporter._reference import EagerReference, FunctionReference, LogitsCopy, reference_explain
 from exporter._tf1 import Tf1SavedModel
 from serving_client.contract import FLOAT32, INPUT_FORMAT_DTYPES, DataType
 
@@ -82,11 +82,11 @@ def check_contract(
                 f"Signature {name!r} is missing; found {sorted(signature_defs)}."
             )
         sig = signature_defs[name]
-        for kind, expected, actual in (("input", inputs, sig.inputs), ("output", outputs, sig.outputs)):
+        for kind, wanted, actual in (("input", inputs, sig.inputs), ("output", outputs, sig.outputs)):
             got = {alias: info.dtype for alias, info in actual.items()}
-            if got != expected:
+            if got != wanted:
                 raise VerificationError(
-                    f"Signature {name!r} {kind}s: expected {expected} (alias → DataType); received {got}."
+                    f"Signature {name!r} {kind}s: expected {wanted} (alias → DataType); received {got}."
                 )
     for name in sorted(enabled):
         if c.TARGET_CLASS not in signature_defs[name].defaults:
@@ -179,7 +179,7 @@ def _finite_differences(
     target: int,
     gradient: np.ndarray,
     cfg: VerificationConfig,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Central differences of the logit at the positions of largest |gradient|.
 
     With a float64 copy of the model (`float64_logits`), the differences are taken in
@@ -192,6 +192,7 @@ def _finite_differences(
     flat = np.abs(gradient).ravel()
     count = min(cfg.fd_positions, flat.size)
     positions = np.argsort(flat)[::-1][:count]
+    dtype: Any
     if float64_logits is not None:
         source, steps, dtype = "float64_copy", np.array(FLOAT64_STEPS), np.float64
         logits_fn = float64_logits
@@ -270,14 +271,14 @@ def verify_export(
     feed_images, samples = encode_samples(samples, input_config)
 
     logger.info("Verification: eager reference on %d samples (logits copy, GradientTape)", len(samples))
-    copy = reference if reference is not None else LogitsCopy.of(model, logits_layer)
-    reference = reference_explain(copy, samples, None, reduction)
-    num_classes = reference["logits"].shape[-1]
-    other = ((reference["predicted_class"] + 1) % num_classes).astype(np.int32)
+    copy: EagerReference = reference if reference is not None else LogitsCopy.of(model, logits_layer)
+    expected = reference_explain(copy, samples, None, reduction)
+    num_classes = expected["logits"].shape[-1]
+    other = ((expected["predicted_class"] + 1) % num_classes).astype(np.int32)
     reference_other = reference_explain(copy, samples, other, reduction)
 
     compute_dtype = _compute_dtype(model)
-    logits_scale = float(np.max(np.abs(reference["logits"]))) if reference["logits"].size else 0.0
+    logits_scale = float(np.max(np.abs(expected["logits"]))) if expected["logits"].size else 0.0
     logits_atol = scaled_tolerance(config.logits_atol, compute_dtype, logits_scale)
     probabilities_atol = scaled_tolerance(config.probabilities_atol, compute_dtype, 1.0)
     saliency_atol = scaled_tolerance(config.saliency_atol, compute_dtype, 1.0)
@@ -299,7 +300,7 @@ def verify_export(
         float64_logits = copy.float64_logits()
         if float64_logits is not None:
             # The float64 copy must compute the model's function, or its differences prove nothing.
-            agreement = _max_abs_diff(float64_logits(samples[:1].astype(np.float64)), reference["logits"][:1])
+            agreement = _max_abs_diff(float64_logits(samples[:1].astype(np.float64)), expected["logits"][:1])
             figures["float64_copy_logits_max_abs_diff"] = agreement
             if not agreement <= logits_atol:
                 figures["float64_copy_rejected"] = f"differs from the model by {agreement:.3g} > {logits_atol:.3g}"
@@ -311,14 +312,14 @@ def verify_export(
         explain_other = saved.run(c.EXPLAIN, {c.IMAGES: feed_images, c.TARGET_CLASS: other})
 
         checks = [
-            ("logits", _max_abs_diff(predict[c.LOGITS], reference["logits"]), logits_atol),
+            ("logits", _max_abs_diff(predict[c.LOGITS], expected["logits"]), logits_atol),
             (
                 "probabilities",
                 _max_abs_diff(predict[c.PROBABILITIES], _expected_probabilities(model, samples, copy, model_outputs_probabilities)),
                 probabilities_atol,
             ),
             ("explain_logits", _max_abs_diff(explain[c.LOGITS], predict[c.LOGITS]), logits_atol),
-            ("saliency_predicted_class", _max_abs_diff(explain[c.SALIENCY], reference["saliency"]), saliency_atol),
+            ("saliency_predicted_class", _max_abs_diff(explain[c.SALIENCY], expected["saliency"]), saliency_atol),
             ("saliency_other_class", _max_abs_diff(explain_other[c.SALIENCY], reference_other["saliency"]), saliency_atol),
         ]
         for name, value, tolerance in checks:
@@ -329,10 +330,10 @@ def verify_export(
                     f"Export does not match the reference: max |{name} difference| = {value:.3g} "
                     f"exceeds the tolerance {tolerance:.3g} (TF1 loader vs eager Keras model)."
                 )
-        if not np.array_equal(explain[c.TARGET_CLASS], reference["predicted_class"]):
+        if not np.array_equal(explain[c.TARGET_CLASS], expected["predicted_class"]):
             raise VerificationError(
                 "explain without target_class must explain the predicted class: expected "
-                f"{reference['predicted_class'].tolist()}, received {explain[c.TARGET_CLASS].tolist()}."
+                f"{expected['predicted_class'].tolist()}, received {explain[c.TARGET_CLASS].tolist()}."
             )
         if not np.array_equal(explain_other[c.TARGET_CLASS], other):
             raise VerificationError(
@@ -342,7 +343,7 @@ def verify_export(
         fd = None
         if input_config.format == "float32":
             fd = _finite_differences(
-                saved, float64_logits, samples[0], int(reference["target_class"][0]), reference["gradient"][0], config
+                saved, float64_logits, samples[0], int(expected["target_class"][0]), expected["gradient"][0], config
             )
         if methods is not None:
             figures["methods"] = _verify_methods(
@@ -367,7 +368,7 @@ def verify_export(
 
 def _verify_methods(
     saved: Tf1SavedModel,
-    copy: LogitsCopy | FunctionReference,
+    copy: EagerReference,
     feed_and_samples: tuple[np.ndarray, np.ndarray],
     other: np.ndarray,
     reduction: str,

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.logits_layer:
             overrides["logits_layer"] = args.logits_layer
         if args.methods:
-            enabled = tuple(split_list(args.methods))
+            enabled = tuple(split_list(args.methods) or ())
             overrides["methods"] = dataclasses.replace(config.methods, enabled=enabled)
         if args.input_format:
             overrides["input"] = dataclasses.replace(config.input, format=args.input_format)

@@ -290,11 +290,12 @@ def evaluate_export(
     if isinstance(images, str | Path):
         images = load_images(images)
     logits_info = report.model.logits
+    height, width, channels = report.model.input_shape
     return evaluate_saved_model(
         export_dir,
         model,
         images,
-        input_shape=report.model.input_shape,
+        input_shape=(height, width, channels),
         reduction=report.export.reduction,
         methods_config=methods_config_from_report(report.raw),
         logits_layer=logits_info.layer if logits_info.kind == "named_layer" else None,

@@ -18,7 +18,7 @@ import tensorflow as tf
 from exporter import _contract as c
 from exporter._attribution import resolve_target, saliency_map
 from exporter._logits import LogitsHead
-from exporter._reference import LogitsCopy, numpy_saliency
+from exporter._reference import EagerReference, numpy_saliency
 
 __all__ = ["Check", "Graph", "Method", "NoParams", "clean_reference", "max_abs_diff", "numpy_saliency"]
 
@@ -94,7 +94,7 @@ class Graph:
         return saliency_map(attribution, self.reduction)
 
 
-def clean_reference(copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None) -> dict[str, np.ndarray]:
+def clean_reference(copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None) -> dict[str, np.ndarray]:
     """Eager `logits`, `predicted_class` and the resolved `target_class` (−1 / None: predicted)."""
     logits = copy.logits(images)
     predicted = logits.argmax(axis=-1).astype(np.int32)
@@ -153,7 +153,7 @@ class Method:
         raise NotImplementedError
 
     def reference(
-        self, copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: Any
+        self, copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: Any
     ) -> dict[str, np.ndarray]:
         """What the signature must return, computed eagerly and independently of `explain`.
 

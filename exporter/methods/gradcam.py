@@ -13,7 +13,7 @@ from exporter._attribution import gradcam
 from exporter._config_loader import check_optional_str
 from exporter._gradcam import GradCamView, find_gradcam_view
 from exporter._logits import LogitsHead
-from exporter._reference import LogitsCopy
+from exporter._reference import EagerReference, LogitsCopy
 from exporter.methods.base import Graph, Method, clean_reference, numpy_saliency
 
 __all__ = ["GradCam", "GradCamParams"]
@@ -57,7 +57,7 @@ class GradCam(Method):
         return graph.explanation(logits, target, saliency)
 
     def reference(
-        self, copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: GradCamParams
+        self, copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: GradCamParams
     ) -> dict[str, np.ndarray]:
         """Eager GradientTape on the copy's activations of `params.layer` (resolved by `prepare`).
 
@@ -66,6 +66,10 @@ class GradCam(Method):
         normalized as it is, whatever the export's reduction (it has one channel).
         """
         del reduction
+        if not isinstance(copy, LogitsCopy):
+            raise ValueError(
+                f"The Grad-CAM reference needs a logits copy of a Keras model (its layers); received {copy!r}."
+            )
         if params.layer is None:
             raise ValueError("The Grad-CAM reference needs the resolved layer (GradCam.prepare sets it).")
         out = clean_reference(copy, images, target_class)

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from exporter._attribution import vanilla_gradient
-from exporter._reference import LogitsCopy
+from exporter._reference import EagerReference
 from exporter.methods.base import Graph, Method, NoParams, clean_reference, numpy_saliency
 
 __all__ = ["GradientXInput"]
@@ -22,7 +22,7 @@ class GradientXInput(Method):
         return graph.explanation(logits, target, graph.saliency(gradient * images))
 
     def reference(
-        self, copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: NoParams
+        self, copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: NoParams
     ) -> dict[str, np.ndarray]:
         out = clean_reference(copy, images, target_class)
         out["gradient"] = copy.gradient(images, out["target_class"])

@@ -11,7 +11,7 @@ import tensorflow as tf
 from exporter import _contract as c
 from exporter._attribution import chunked_weighted_gradients, integrated_gradients_points
 from exporter._config_loader import check_int, check_number, set_field
-from exporter._reference import LogitsCopy
+from exporter._reference import EagerReference
 from exporter.methods.base import (
     Check,
     Graph,
@@ -75,7 +75,7 @@ class IntegratedGradients(Method):
 
     def reference(
         self,
-        copy: LogitsCopy,
+        copy: EagerReference,
         images: np.ndarray,
         target_class: np.ndarray | None,
         reduction: str,

@@ -10,7 +10,7 @@ import tensorflow as tf
 from exporter import _contract as c
 from exporter._attribution import chunked_weighted_gradients, smoothgrad_points
 from exporter._config_loader import check_int, check_number, check_range, set_field
-from exporter._reference import LogitsCopy
+from exporter._reference import EagerReference
 from exporter.methods.base import Graph, Method, clean_reference, numpy_saliency
 
 __all__ = ["SmoothGrad", "SmoothGradParams"]
@@ -68,7 +68,7 @@ class SmoothGrad(Method):
 
     def reference(
         self,
-        copy: LogitsCopy,
+        copy: EagerReference,
         images: np.ndarray,
         target_class: np.ndarray | None,
         reduction: str,

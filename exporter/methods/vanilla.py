@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from exporter import _contract as c
 from exporter._attribution import vanilla_gradient
-from exporter._reference import LogitsCopy, reference_explain
+from exporter._reference import EagerReference, reference_explain
 from exporter.methods.base import Graph, Method, NoParams
 
 __all__ = ["Vanilla"]
@@ -23,6 +23,6 @@ class Vanilla(Method):
         return graph.explanation(logits, target, graph.saliency(gradient))
 
     def reference(
-        self, copy: LogitsCopy, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: NoParams
+        self, copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None, reduction: str, params: NoParams
     ) -> dict[str, np.ndarray]:
         return reference_explain(copy, images, target_class, reduction)
