@@ -84,6 +84,7 @@ def _independent_map(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return (reduced - low) / (high - low), target.numpy()
 
 
+@pytest.mark.integration
 def test_a_method_defined_in_one_class_is_exported_served_and_verified(tmp_path, gradient_squared):
     model = fused_softmax_model()
     config = ExportConfig(methods=MethodsConfig(enabled=(NAME,)))
@@ -110,6 +111,7 @@ def test_a_method_defined_in_one_class_is_exported_served_and_verified(tmp_path,
     assert np.abs(out["saliency"] - vanilla["saliency"]).max() > 1e-2
 
 
+@pytest.mark.integration
 def test_verification_runs_the_registered_methods_reference(tmp_path):
     with registry.registered(WrongReference()):
         config = ExportConfig(methods=MethodsConfig(enabled=(WrongReference.name,)))
@@ -118,6 +120,7 @@ def test_verification_runs_the_registered_methods_reference(tmp_path):
     assert not (tmp_path / "1").exists(), "nothing is published when verification fails"
 
 
+@pytest.mark.integration
 def test_a_registered_method_is_known_to_config_limits_and_evaluation(gradient_squared):
     from exporter.evaluation import evaluated_methods
 

@@ -19,6 +19,8 @@ from exporter import methods as registry
 from serving_client import contract
 from serving_client.report import REPORT_FIELDS, parse_report, read_report
 
+pytestmark = pytest.mark.integration
+
 
 def _rgb_model() -> keras.Model:
     keras.utils.set_random_seed(3)
