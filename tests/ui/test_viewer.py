@@ -154,7 +154,10 @@ def test_compare_shows_every_exported_method_side_by_side(page, viewer, server, 
     upload(page, digit)
     card = wait_settled(page, "seven.png")
     figures = page.query_selector_all(f"{card} figure.map")
-    assert [figure.get_attribute("data-method") for figure in figures] == list(METHODS)
+    with ServingClient(server.grpc_target, MODEL) as client:
+        offered = client.methods()
+    assert sorted(offered) == sorted(METHODS)
+    assert [figure.get_attribute("data-method") for figure in figures] == list(offered)
     for method in METHODS:
         expected, _ = expected_overlay(server.grpc_target, digit, method=method)
         shown = image_pixels(page, f"{card} figure.map[data-method={method}] img")
