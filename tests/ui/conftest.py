@@ -26,7 +26,8 @@ import pytest
 MODEL = "digits"
 SHAPE = (28, 28, 1)
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-METHODS = ("vanilla", "integrated_gradients", "gradient_x_input")
+# In the order the client lists an export's methods: vanilla first, then by signature name.
+METHODS = ("vanilla", "gradient_x_input", "integrated_gradients")
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "ui-screenshots"
 CHROMIUM = os.environ.get("SALIENCY_CHROMIUM", "/usr/bin/chromium")
