@@ -159,3 +159,23 @@ def test_register_refuses_a_taken_name_or_a_non_method(method, message):
 def test_built_in_methods_cannot_be_unregistered():
     with pytest.raises(ValueError, match="'vanilla' is a built-in explanation method"):
         registry.unregister("vanilla")
+
+
+def test_the_packages_how_to_add_a_method_example_runs_as_written():
+    import textwrap
+
+    doc = registry.__doc__ or ""
+    start = doc.index("    # exporter/methods/gradient_squared.py")
+    code = textwrap.dedent(doc[start : doc.index("then list it", start)])
+    namespace: dict = {}
+    exec(compile(code, "exporter/methods/__init__.py docstring", "exec"), namespace)  # noqa: S102
+    method = namespace["GradientSquared"]()
+    model, x = fused_softmax_model(), samples(3, seed=2)
+    with registry.registered(method):
+        config = ExportConfig(methods=MethodsConfig(enabled=(NAME,), params=[namespace["GradientSquaredParams"]()]))
+        signature = SaliencyExporter(model, config).signatures["explain_gradient_squared"]
+        served = signature(tf.constant(x), tf.constant([-1], tf.int32))
+        expected, target = _independent_map(model, x)
+    np.testing.assert_array_equal(served["target_class"].numpy(), target)
+    np.testing.assert_allclose(served["saliency"].numpy(), expected, atol=1e-5)
+    assert NAME not in registry.names()
