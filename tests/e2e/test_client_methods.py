@@ -16,7 +16,8 @@ from serving_client.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHAPE = (12, 12, 1)
-METHODS = ("vanilla", "smoothgrad", "integrated_gradients", "gradient_x_input")
+# In the order the client lists an export's methods: vanilla first, then by signature name.
+METHODS = ("vanilla", "gradient_x_input", "integrated_gradients", "smoothgrad")
 
 
 @pytest.fixture(scope="module")
