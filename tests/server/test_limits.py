@@ -205,6 +205,26 @@ def test_a_version_without_a_report_is_left_to_its_graph(tmp_path):
     assert read_limits(tmp_path) is None
 
 
+def test_an_unreadable_report_is_logged_naming_the_field(tmp_path, caplog):
+    from model_server._limits import read_limits
+    from tests.client.test_report import _minimal
+
+    report = _minimal()
+    report["limits"] = {"signatures": {"explain": {"max_batch": "four"}}}
+    (tmp_path / "assets.extra").mkdir()
+    (tmp_path / "assets.extra" / "export_report.json").write_text(json.dumps(report))
+    with caplog.at_level(logging.WARNING, logger="model_server"):
+        assert read_limits(tmp_path) is None
+    assert "limits.signatures.explain.max_batch must be an integer; got 'four'" in caplog.text
+    # The same report with a valid section gives the graph's limits to the server.
+    report["limits"] = {"signatures": {"explain": {"max_batch": 4}}, "input": {"max_pixels": 9, "max_image_bytes": 99}}
+    (tmp_path / "assets.extra" / "export_report.json").write_text(json.dumps(report))
+    limits = read_limits(tmp_path)
+    assert limits is not None
+    assert dict(limits.max_batch) == {"explain": 4}
+    assert (limits.max_pixels, limits.max_image_bytes) == (9, 99)
+
+
 # ---- property test: mixed valid and invalid image requests --------------------------------
 
 IMAGE_KINDS = ["valid", "valid", "valid", "png_bomb", "jpeg_bomb", "bmp_bomb", "gif", "webp", "garbage", "oversize"]
