@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _inputs, render
+from . import _inputs, contract, render
 from ._client import ServingClient, signature_for
 from ._exceptions import ServingError
 from ._results import Explanation, ModelMetadata
@@ -260,8 +260,8 @@ def _pixels(image: np.ndarray) -> np.ndarray:
 
 def _expected_shape(metadata: ModelMetadata) -> tuple[int, int, int] | None:
     """(H, W, C) of serving_default's ``images`` input, or None when not fully known."""
-    signature = metadata.signatures.get("serving_default")
-    spec = signature.inputs.get("images") if signature is not None else None
+    signature = metadata.signatures.get(contract.SERVING_DEFAULT)
+    spec = signature.inputs.get(contract.IMAGES) if signature is not None else None
     if spec is None or spec.shape is None or len(spec.shape) != 4:
         return None
     height, width, channels = spec.shape[1:]
@@ -370,7 +370,7 @@ def _parser() -> argparse.ArgumentParser:
         "predict", allow_abbrev=False, parents=[common], help="print predicted classes"
     )
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or .npy")
-    predict.add_argument("--signature", default="serving_default")
+    predict.add_argument("--signature", default=contract.SERVING_DEFAULT)
     predict.set_defaults(run=_predict)
 
     metadata = commands.add_parser(
