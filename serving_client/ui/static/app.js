@@ -107,6 +107,9 @@ function setError(card, message) {
   const error = $(".error", card);
   error.textContent = message;
   error.hidden = false;
+  // No stale map beside an error: the figures and classes are shown again with new results.
+  $(".figures", card).hidden = true;
+  $(".prediction", card).hidden = true;
   card.dataset.state = "error";
 }
 
@@ -141,6 +144,8 @@ async function explainEntry(entry) {
 function showResults(entry, results) {
   const card = entry.card;
   $(".error", card).hidden = true;
+  $(".figures", card).hidden = false;
+  $(".prediction", card).hidden = false;
   const first = results[0];
   $("figure.input img", card).src = first.image_png;
   for (const old of card.querySelectorAll("figure.map")) old.remove();
