@@ -11,6 +11,8 @@ from typing import Any
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
+from serving_client.report import parse_report
+
 __all__ = ["signature_specs", "write_report"]
 
 
@@ -58,7 +60,15 @@ def build_report(**sections: Any) -> dict[str, Any]:
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:
-    """Writes `report` as indented JSON (parent directories created)."""
+    """Writes `report` as indented JSON (parent directories created).
+
+    The report is first typed with the one reader's schema (`serving_client.report`), so the
+    exporter never publishes a report its readers would refuse.
+
+    Raises:
+        ReportError: if a field readers rely on is missing or mistyped (a writer bug).
+    """
+    parse_report(report, path=Path(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
