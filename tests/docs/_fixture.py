@@ -1,8 +1,8 @@
 """The files the docs' commands use, made once per docs check: ``python -m tests.docs._fixture DIR``.
 
 DIR gets ``model.keras`` (a small MNIST-shaped CNN, 28×28×1 → 10 classes, random weights: the
-commands check plumbing, not accuracy), ``digit.png`` and ``digits.npy`` (synthetic strokes,
-float32 [8, 28, 28, 1] in [0, 1]). The export of ``model.keras`` the bundled server serves is
+commands check plumbing, not accuracy), ``digit.png`` and ``digits.npy`` (synthetic strokes on
+a dim noisy background, float32 [8, 28, 28, 1] in [0, 1]). The export of ``model.keras`` the bundled server serves is
 written by the project's own CLI (see ``test_docs_commands.py``).
 """
 
@@ -18,11 +18,16 @@ SHAPE = (28, 28, 1)
 
 
 def digits(count: int = 8):
-    """Bright strokes on black, one per image, at seeded random places."""
+    """Bright strokes on a dim noisy background, one per image, at seeded random places.
+
+    The background is not exactly 0: with the random model's zero biases, an all-zero patch
+    puts ReLUs exactly at their kink, where the finite-difference check of the export cannot
+    agree with any gradient.
+    """
     import numpy as np
 
     rng = np.random.default_rng(0)
-    images = np.zeros((count, *SHAPE), np.float32)
+    images = rng.uniform(0.0, 0.1, size=(count, *SHAPE)).astype(np.float32)
     for k in range(count):
         row, col = rng.integers(4, 18, size=2)
         images[k, row : row + 8, col : col + 3, 0] = 1.0
