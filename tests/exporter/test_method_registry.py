@@ -179,3 +179,11 @@ def test_the_packages_how_to_add_a_method_example_runs_as_written():
     np.testing.assert_array_equal(served["target_class"].numpy(), target)
     np.testing.assert_allclose(served["saliency"].numpy(), expected, atol=1e-5)
     assert NAME not in registry.names()
+
+
+def test_a_method_that_looks_into_layers_is_refused_for_an_explicit_logits_function():
+    model = fused_softmax_model()
+    config = ExportConfig(methods=MethodsConfig(enabled=("gradcam",)))
+    assert registry.get("gradcam").needs_layer_graph
+    with pytest.raises(ConfigError, match="the gradcam method is not supported with explicit logits"):
+        SaliencyExporter(model, config, logits_fn=lambda x: model(x))
