@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install demo test test-fast sweep bench compat load soak lint clean serve-tfserving \
-        install-batch test-batch batch-demo bench-batch
+        install-batch test-batch batch-demo bench-batch docs-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -36,6 +36,9 @@ test: $(STAMP)  ## run the whole suite, end-to-end tests included
 
 test-fast: $(STAMP)  ## the unit tests: no TensorFlow model, no server (markers in pyproject.toml)
 	$(PY) -m pytest -q -m 'not integration and not e2e'
+
+docs-check: $(STAMP)  ## run every command and snippet of README.md and docs/ (also part of make test)
+	$(PY) -m pytest -q tests/docs
 
 sweep: $(STAMP)  ## every keras.applications family exports and verifies (random weights, smallest input)
 	SALIENCY_SWEEP=all $(PY) -m pytest -q tests/exporter/test_applications.py
