@@ -142,19 +142,37 @@ def test_reports_open_in_chromium_with_every_map_decoded(report, tmp_path, page)
 
 
 @pytest.mark.integration
-def test_saliency_export_report_html_renders_the_versions_report(tmp_path):
+def test_the_clis_write_the_html_reports(tmp_path, capsys):
+    """saliency-export --report-html, then saliency-evaluate's report.html beside its JSON."""
     import keras
 
-    from exporter.cli import main
+    from exporter.cli import main as export_main
+    from exporter.evaluation.cli import main as evaluate_main
     from serving_client.contract import REPORT_ASSET
 
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 6, 1))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs)))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
     model.save(tmp_path / "tiny.keras")
     out = tmp_path / "report.html"
-    code = main(["--model", str(tmp_path / "tiny.keras"), "--output", str(tmp_path / "tiny"),
-                 "--report-html", str(out), "--quiet"])  # fmt: skip
+    code = export_main(["--model", str(tmp_path / "tiny.keras"), "--output", str(tmp_path / "tiny"),
+                        "--report-html", str(out), "--quiet"])  # fmt: skip
     assert code == 0
     report = json.loads((tmp_path / "tiny" / "1" / REPORT_ASSET).read_text())
     assert out.read_text() == export_report_html(report)
     assert "<h2>verification</h2>" in out.read_text()
+
+    np.save(tmp_path / "data.npy", np.random.default_rng(0).random((4, 6, 6, 1), dtype=np.float32))
+    capsys.readouterr()
+    evaluate_main([str(tmp_path / "tiny" / "1"), "--data", str(tmp_path / "data.npy"),
+                   "--model", str(tmp_path / "tiny.keras"), "--num-images", "4", "--steps", "4",
+                   "--out", str(tmp_path / "evaluation"), "--quiet"])  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == str(tmp_path / "evaluation" / "report.html")
+    evaluation = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    page = (tmp_path / "evaluation" / "report.html").read_text()
+    for name, method in evaluation["methods"].items():
+        row = re.search(rf"<tr data-method='{name}'>(.*?)</tr>", page).group(1)
+        assert f"<td class='number'>{method['deletion_auc']:.3f}</td>" in row
+        assert f"<td class='number'>{method['insertion_auc']:.3f}</td>" in row
