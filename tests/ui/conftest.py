@@ -121,12 +121,12 @@ class Viewer:
                 self.process.wait(15)
 
 
-def start_viewer(target: str, *args: str) -> Viewer:
+def start_viewer(target: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Viewer:
     """``saliency-client ui`` in a child process (as a user runs it); the URL from its line."""
     command = [sys.executable, "-m", "serving_client.cli", "ui", "--server", target, "--port", "0", *args]
     process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(env or {})},
     )  # fmt: skip
     lines: list[str] = []
     found = threading.Event()

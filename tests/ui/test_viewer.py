@@ -233,3 +233,24 @@ def test_a_model_without_explanation_signatures_is_named_in_the_page(page, tmp_p
             screenshot(page, "viewer-no-explanations")
         finally:
             viewer.stop()
+
+
+def test_uploads_leave_no_file_behind(page, server, digit, tmp_path):
+    """The viewer runs in an empty directory with an empty HOME and TMPDIR: they stay empty."""
+    places = {name: tmp_path / name for name in ("cwd", "home", "tmp")}
+    for place in places.values():
+        place.mkdir()
+    viewer = start_viewer(
+        server.grpc_target, "--model", MODEL, cwd=places["cwd"],
+        env={"HOME": str(places["home"]), "TMPDIR": str(places["tmp"]), "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    try:
+        open_viewer(page, viewer)
+        page.check("#compare")
+        upload(page, digit)
+        wait_settled(page, "seven.png")
+    finally:
+        viewer.stop()
+    assert {name: sorted(place.rglob("*")) for name, place in places.items()} == {
+        "cwd": [], "home": [], "tmp": [],
+    }
