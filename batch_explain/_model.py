@@ -36,6 +36,8 @@ class ExportSignature:
         input_format: ``float32``, ``uint8`` or ``image_bytes``.
         image_shape: ``(H, W, C)`` of ``images`` (``None`` entries for image_bytes).
         outputs: the signature's output names.
+        max_batch: the largest batch the signature's graph accepts (the export report's
+            ``limits``), or ``None`` when the export records none.
     """
 
     version_path: str
@@ -44,6 +46,7 @@ class ExportSignature:
     input_format: str
     image_shape: tuple[int | None, int | None, int | None]
     outputs: tuple[str, ...]
+    max_batch: int | None = None
 
 
 def resolve_version(model_base_path: str) -> tuple[str, int]:
@@ -120,10 +123,11 @@ def read_signature(model_base_path: str, signature: str) -> ExportSignature:
     info = definition.inputs[contract.IMAGES]
     dtype = tf.dtypes.as_dtype(info.dtype)
     dims = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
+    max_batch = _max_batch(version_path, signature)
     if dtype == tf.string and len(dims) == 1:
         return ExportSignature(
             version_path, version, signature, IMAGE_BYTES, (None, None, None),
-            tuple(sorted(definition.outputs)),
+            tuple(sorted(definition.outputs)), max_batch,
         )
     if dtype not in (tf.float32, tf.uint8) or len(dims) != 4 or None in dims[1:]:
         raise ValueError(
@@ -132,8 +136,30 @@ def read_signature(model_base_path: str, signature: str) -> ExportSignature:
         )
     return ExportSignature(
         version_path, version, signature, dtype.name, dims[1:],  # type: ignore[arg-type]
-        tuple(sorted(definition.outputs)),
+        tuple(sorted(definition.outputs)), max_batch,
     )
+
+
+def _max_batch(version_path: str, signature: str) -> int | None:
+    """The signature's batch limit from the export report; None without a report or limits."""
+    import json
+
+    import tensorflow as tf
+
+    from serving_client.report import ReportError, parse_report
+
+    path = f"{version_path}/{contract.REPORT_ASSET}"
+    if not tf.io.gfile.exists(path):
+        return None  # a SavedModel not written by saliency-export: no recorded limit
+    with tf.io.gfile.GFile(path, "r") as stream:
+        text = stream.read()
+    try:
+        report = parse_report(json.loads(text))
+    except (ValueError, ReportError) as error:
+        raise ValueError(f"{path} is not a readable export report: {error}") from error
+    if report.limits is None or signature not in report.limits.signatures:
+        return None
+    return int(report.limits.signatures[signature].max_batch)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ class BatchOptions:
             accuracy); ``None`` for none.
         id_feature: a TFRecord bytes feature used as the row id when present; records without
             it get ``sha256:<hash of the image bytes>``.
-        min_batch_size, max_batch_size: Beam ``BatchElements`` bounds for each signature call.
+        min_batch_size, max_batch_size: Beam ``BatchElements`` bounds for each signature call;
+            the maximum is lowered to the signature's limit in the export report.
         intra_op_threads: TensorFlow threads per worker process (``None``: TF's default).
         num_shards: Parquet shards (0: the runner decides).
         heatmaps: how the PNGs are drawn, and for which share of the images.
@@ -240,6 +241,10 @@ def build_pipeline(
     """
     export = read_signature(options.model_base_path, options.signature)
     output = options.output.rstrip("/")
+    # The graph refuses a batch above the export's limit (its memory budget), and every call is
+    # padded to the maximum, so the maximum never exceeds that limit.
+    max_batch = min(options.max_batch_size, export.max_batch or options.max_batch_size)
+    min_batch = min(options.min_batch_size, max_batch)
     pipeline = beam.Pipeline(options=pipeline_options)
 
     if options.reads_tfrecords:
@@ -266,8 +271,8 @@ def build_pipeline(
         SignatureModelHandler(
             export.version_path,
             export.signature,
-            min_batch_size=options.min_batch_size,
-            max_batch_size=options.max_batch_size,
+            min_batch_size=min_batch,
+            max_batch_size=max_batch,
             intra_op_threads=options.intra_op_threads,
         )
     )

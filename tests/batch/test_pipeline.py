@@ -267,3 +267,18 @@ def test_the_python_example_of_docs_batch_md_runs(tmp_path):
                    capture_output=True)
     summary = json.loads((tmp_path / "build" / "batch-demo" / "python" / "summary.json").read_text())
     assert summary["explained"] == DIGITS and summary["labelled"] == DIGITS
+
+
+def test_batches_never_exceed_the_exports_limit(inputs, tmp_path):
+    """Calls are padded to max_batch_size, so it is lowered to the report's limit (1024 here):
+    a batch of 2000 would be refused by the graph and every image would be a dead letter."""
+    from batch_explain import read_signature
+
+    report = json.loads((_version_dir() / "assets.extra" / "export_report.json").read_text())
+    limit = report["limits"]["signatures"]["explain"]["max_batch"]
+    assert read_signature(str(DEMO_BASE), "explain").max_batch == limit < 2000
+    output = tmp_path / "out"
+    _run(BatchOptions(model_base_path=str(DEMO_BASE), input=str(inputs / "digit_0000*.png"),
+                      output=str(output), max_batch_size=2000, heatmaps=HeatmapOptions(fraction=0.0)))
+    summary = json.loads((output / "summary.json").read_text())
+    assert (summary["explained"], summary["failed"]) == (10, 0)
