@@ -282,3 +282,38 @@ def test_batches_never_exceed_the_exports_limit(inputs, tmp_path):
                       output=str(output), max_batch_size=2000, heatmaps=HeatmapOptions(fraction=0.0)))
     summary = json.loads((output / "summary.json").read_text())
     assert (summary["explained"], summary["failed"]) == (10, 0)
+
+
+@pytest.fixture(scope="module")
+def image_bytes_export(tmp_path_factory) -> Path:
+    """The demo's Keras model exported with encoded-image input (the graph decodes, resizes)."""
+    from exporter import export_model
+
+    keras_file = DEMO_BASE.parents[1] / "cache" / "mnist_cnn.keras"
+    if not keras_file.is_file():
+        pytest.skip(f"needs the demo's trained model at {keras_file} (run make demo)")
+    directory = tmp_path_factory.mktemp("bytes")
+    config = directory / "export.toml"
+    config.write_text('[model]\nname = "mnist"\n[input]\nformat = "image_bytes"\n')
+    images, _ = mnist_inputs.digits(4)
+    return export_model(str(keras_file), directory / "models", config=config,
+                        samples=images[..., None] / 255.0).parent
+
+
+def test_an_image_bytes_export_resizes_in_its_graph_and_rows_still_equal_it(image_bytes_export, inputs, tmp_path):
+    output = tmp_path / "out"
+    _run(BatchOptions(model_base_path=str(image_bytes_export), input=str(inputs / "*.png"),
+                      output=str(output), max_batch_size=16))
+    letters = _dead_letters(output)
+    assert [Path(letter["id"]).name for letter in letters] == ["corrupt.png"]  # 30x30 is resized
+    rows = _table(output).to_pylist()
+    assert len(rows) == DIGITS + 1
+    loaded = tf.saved_model.load(str(next(p for p in image_bytes_export.iterdir() if p.name.isdigit())))
+    outputs = loaded.signatures["explain"](
+        images=tf.constant([Path(r["id"]).read_bytes() for r in rows]),
+        target_class=tf.constant([-1] * len(rows), tf.int32),
+    )
+    saliency = np.stack([np.reshape(r["saliency"], (r["saliency_height"], r["saliency_width"])) for r in rows])
+    assert np.abs(saliency - outputs["saliency"].numpy()).max() <= TOLERANCE
+    np.testing.assert_allclose([r["probabilities"] for r in rows], outputs["probabilities"].numpy(), atol=TOLERANCE)
+    assert [r["predicted_class"] for r in rows] == outputs["predicted_class"].numpy().tolist()
