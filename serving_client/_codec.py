@@ -91,6 +91,8 @@ _DTYPE_OF: dict[np.dtype, DataType] = {dtype: DataType(enum) for enum, dtype in 
 # Dtypes that share the int32 `int_val` field: a value outside their range is malformed.
 _NARROW_INT_VAL = frozenset({DataType.DT_INT8, DataType.DT_INT16, DataType.DT_UINT8, DataType.DT_UINT16})
 _COMPLEX = frozenset({DataType.DT_COMPLEX64, DataType.DT_COMPLEX128})
+# `*_val` fields whose packed wire form is the little-endian array itself.
+_PACKED_FIXED = frozenset({DataType.DT_FLOAT, DataType.DT_DOUBLE})
 
 # DataType → the repeated field ``tf.make_ndarray`` reads when tensor_content is empty.
 _VAL_FIELD: dict[int, str] = {
@@ -302,6 +304,8 @@ def encode(array: Any, *, fields: bool = False, message_class: Any = None) -> An
             field.extend(flat.view(np.uint16).astype(np.int32).tolist())
         elif dtype in _COMPLEX:
             field.extend(flat.view(flat.real.dtype).tolist())
+        elif dtype in _PACKED_FIXED:
+            _merge_packed(proto, _VAL_FIELD[dtype], flat)
         else:
             field.extend(flat.tolist())
         return proto
@@ -391,13 +395,17 @@ def decode(
         else:
             strings[:] = b""
         return strings.reshape(shape)
+    # np.array, not np.fromiter: protobuf's upb containers hand numpy their values in one copy
+    # (fromiter steps through them one by one, 2 ms for a 32×28×28 float_val); older
+    # protobufs convert the same sequence element by element, as fromiter did. Either way
+    # the array is a fresh copy.
     if dtype_enum == DataType.DT_HALF:
         # half_val holds the IEEE half bit patterns in int32 slots; keep the low 16 bits as
         # TensorFlow's static_cast<uint16> does (a wider value must not raise OverflowError).
-        bits = np.fromiter(raw, dtype=np.int64, count=len(raw)) & 0xFFFF
+        bits = np.array(raw, dtype=np.int64) & 0xFFFF
         values = bits.astype(np.uint16).view(np.float16)
     elif dtype_enum in _NARROW_INT_VAL:
-        wide = np.fromiter(raw, dtype=np.int64, count=len(raw))
+        wide = np.array(raw, dtype=np.int64)
         info = np.iinfo(dtype.type)
         if wide.size and (wide.min() < info.min or wide.max() > info.max):
             raise words.int_out_of_range(dtype_enum, int(wide.min()), int(wide.max()))
@@ -405,15 +413,35 @@ def decode(
     elif per_element == 2:
         # Interleaved (real, imag) pairs; a view keeps inf/nan parts exact, arithmetic would not.
         part = np.float32 if dtype_enum == DataType.DT_COMPLEX64 else np.float64
-        values = np.fromiter(raw, dtype=part, count=num_values * 2).view(dtype)
+        values = np.array(raw[: num_values * 2], dtype=part).view(dtype)
     else:
-        values = np.fromiter(raw, dtype=dtype, count=len(raw))
+        values = np.array(raw, dtype=dtype)
     if values.size == num_elements:
         return values.reshape(shape)
     # Tensor::FromProto / tf.make_ndarray: pad with the last value, zeros when there is none.
     out = np.full(num_elements, values[-1] if values.size else 0, dtype=dtype)
     out[: values.size] = values
     return out.reshape(shape)
+
+
+def _merge_packed(proto: Any, field: str, flat: np.ndarray) -> None:
+    """Append ``flat`` to the fixed-width repeated ``field`` (float_val, double_val) as one
+    packed record: the message is the one ``field.extend(flat.tolist())`` builds, without a
+    Python float per element (2.5 ms for a 32×28×28 saliency map)."""
+    if not flat.size:
+        return
+    payload = flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes()
+    number = proto.DESCRIPTOR.fields_by_name[field].number
+    proto.MergeFromString(_varint(number << 3 | 2) + _varint(len(payload)) + payload)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _to_bytes(value: Any) -> bytes:
