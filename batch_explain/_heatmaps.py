@@ -93,7 +93,7 @@ def draw(pixels: np.ndarray | bytes, outputs: dict[str, np.ndarray], options: He
             f"--polarity {options.polarity} needs signed attributions; this signature returns "
             "only a [0, 1] saliency map (use an integrated-gradients signature)."
         )
-    picture = render.overlay(
+    drawn = render.overlay(
         image,
         values,
         colormap=options.colormap,
@@ -103,5 +103,5 @@ def draw(pixels: np.ndarray | bytes, outputs: dict[str, np.ndarray], options: He
         overlay_type=options.overlay_type,
     )
     buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
+    Image.fromarray(drawn).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -135,7 +135,7 @@ def read_signature(model_base_path: str, signature: str) -> ExportSignature:
             "expected float32 or uint8 [batch, H, W, C] with known H, W, C, or string [batch]."
         )
     return ExportSignature(
-        version_path, version, signature, dtype.name, dims[1:],  # type: ignore[arg-type]
+        version_path, version, signature, dtype.name, dims[1:],
         tuple(sorted(definition.outputs)), max_batch,
     )
 
