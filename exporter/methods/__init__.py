@@ -55,6 +55,10 @@ from contextlib import contextmanager
 
 from exporter._errors import ConfigError
 from exporter.methods.base import Check, Graph, Method, NoParams, clean_reference
+from exporter.methods.blur_integrated_gradients import (
+    BlurIntegratedGradients,
+    BlurIntegratedGradientsParams,
+)
 from exporter.methods.gradcam import GradCam, GradCamParams
 from exporter.methods.gradient_x_input import GradientXInput
 from exporter.methods.integrated_gradients import IntegratedGradients, IntegratedGradientsParams
@@ -62,6 +66,7 @@ from exporter.methods.smoothgrad import SmoothGrad, SmoothGradParams
 from exporter.methods.vanilla import Vanilla
 
 __all__ = [
+    "BlurIntegratedGradientsParams",
     "Check",
     "GradCam",
     "GradCamParams",
@@ -81,7 +86,14 @@ __all__ = [
 ]
 
 # The fixed order: signatures, reports, the CLI and the client list methods in it.
-_BUILT_IN: tuple[Method, ...] = (Vanilla(), SmoothGrad(), IntegratedGradients(), GradientXInput(), GradCam())
+_BUILT_IN: tuple[Method, ...] = (
+    Vanilla(),
+    SmoothGrad(),
+    IntegratedGradients(),
+    GradientXInput(),
+    GradCam(),
+    BlurIntegratedGradients(),
+)
 _REGISTRY: dict[str, Method] = {method.name: method for method in _BUILT_IN}
 
 
