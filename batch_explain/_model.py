@@ -191,6 +191,8 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         min_batch_size: int | None = None,
         max_batch_size: int | None = None,
         intra_op_threads: int | None = None,
+        faithfulness_steps: int = 0,
+        blur_sigma: float = 3.0,
     ) -> None:
         """
         Args:
@@ -200,12 +202,17 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
             intra_op_threads: TensorFlow's intra-op threads per worker process (``None``:
                 TensorFlow's default, all cores). With several worker processes on one
                 machine, cores / processes avoids oversubscription.
+            faithfulness_steps: deletion/insertion steps per image (0: no scores); float32
+                exports only, see :func:`_faithfulness`.
+            blur_sigma: σ of the blurred image insertion starts from.
         """
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self._version_path = version_path
         self._signature = signature
         self._intra_op_threads = intra_op_threads
         self._pad_to = max_batch_size
+        self._steps = faithfulness_steps
+        self._blur_sigma = blur_sigma
 
     def load_model(self) -> Any:
         """Load the SavedModel once per worker process; return the signature's function."""
@@ -220,6 +227,7 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         loaded = tf.saved_model.load(self._version_path)
         function = loaded.signatures[self._signature]
         function._loaded_module = loaded  # keep the variables alive with the function
+        function._predict = loaded.signatures[contract.SERVING_DEFAULT]
         return function
 
     def run_inference(
@@ -240,6 +248,8 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
             **{contract.IMAGES: tf.constant(images), contract.TARGET_CLASS: tf.constant(targets)}
         )
         arrays = {name: tensor.numpy() for name, tensor in outputs.items()}
+        if self._steps and not isinstance(batch[0].pixels, bytes) and images.dtype == np.float32:
+            arrays.update(_faithfulness(model._predict, images[: len(batch)], arrays, self._steps, self._blur_sigma))
         return [
             PredictionResult(example, {name: values[row] for name, values in arrays.items()})
             for row, example in enumerate(batch)
@@ -252,6 +262,35 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
     def get_metrics_namespace(self) -> str:
         """The namespace of the RunInference metrics."""
         return "saliency_batch"
+
+
+#: Output names of the faithfulness scores (not signature outputs; computed beside them).
+DELETION_AUC, INSERTION_AUC = "deletion_auc", "insertion_auc"
+
+
+def _faithfulness(
+    predict_signature: Any, images: np.ndarray, arrays: dict[str, np.ndarray], steps: int, blur_sigma: float
+) -> dict[str, np.ndarray]:
+    """Deletion and insertion AUC of each image's map for its explained class, with the
+    evaluation module's curves (``exporter.evaluation``), through ``serving_default``.
+
+    One ``predict`` call per image and curve (its ``steps + 1`` perturbations), so the scores'
+    bits do not depend on how Beam batched the images either.
+    """
+    import tensorflow as tf
+
+    from exporter.evaluation import auc, perturbation_curves, saliency_order
+
+    def predict(perturbed: np.ndarray) -> np.ndarray:
+        return predict_signature(**{contract.IMAGES: tf.constant(perturbed)})[contract.PROBABILITIES].numpy()
+
+    count = len(images)
+    target = arrays[contract.TARGET_CLASS][:count]
+    order = saliency_order(arrays[contract.SALIENCY][:count])
+    deletion, insertion = perturbation_curves(
+        predict, images, target, order, steps=steps, blur_sigma=blur_sigma, chunk=steps + 1
+    )
+    return {DELETION_AUC: auc(deletion).astype(np.float32), INSERTION_AUC: auc(insertion).astype(np.float32)}
 
 
 def _stack(batch: Sequence[ExplainInput]) -> np.ndarray:

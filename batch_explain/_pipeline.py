@@ -59,6 +59,9 @@ class BatchOptions:
             the maximum is lowered to the signature's limit in the export report.
         intra_op_threads: TensorFlow threads per worker process (``None``: TF's default).
         num_shards: Parquet shards (0: the runner decides).
+        faithfulness_steps: deletion/insertion steps for per-image faithfulness scores (the
+            evaluation module's curves; 0: none; float32 exports only).
+        blur_sigma: σ in pixels of the blurred image insertion starts from.
         heatmaps: how the PNGs are drawn, and for which share of the images.
     """
 
@@ -75,6 +78,8 @@ class BatchOptions:
     max_batch_size: int = 64
     intra_op_threads: int | None = None
     num_shards: int = 0
+    faithfulness_steps: int = 0
+    blur_sigma: float = 3.0
     heatmaps: HeatmapOptions = field(default_factory=HeatmapOptions)
 
     def __post_init__(self) -> None:
@@ -91,6 +96,10 @@ class BatchOptions:
             raise ValueError(f"target_class must be >= 0 (or omitted); got {self.target_class}.")
         if self.intra_op_threads is not None and self.intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1; got {self.intra_op_threads}.")
+        if self.faithfulness_steps < 0:
+            raise ValueError(f"faithfulness_steps must be >= 0; got {self.faithfulness_steps}.")
+        if self.blur_sigma <= 0:
+            raise ValueError(f"blur_sigma must be > 0; got {self.blur_sigma}.")
         if self.num_shards < 0:
             raise ValueError(f"num_shards must be >= 0; got {self.num_shards}.")
 
@@ -274,6 +283,8 @@ def build_pipeline(
             min_batch_size=min_batch,
             max_batch_size=max_batch,
             intra_op_threads=options.intra_op_threads,
+            faithfulness_steps=options.faithfulness_steps,
+            blur_sigma=options.blur_sigma,
         )
     )
     results, failed = (

@@ -31,6 +31,10 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("label", pa.int32(), nullable=True),
         #: path methods only (integrated gradients); null otherwise
         pa.field("approximation_error", pa.float32(), nullable=True),
+        #: faithfulness (--faithfulness_steps, float32 exports): deletion AUC (low is good) and
+        #: insertion AUC (high is good) of the map for the target class; null otherwise
+        pa.field("deletion_auc", pa.float32(), nullable=True),
+        pa.field("insertion_auc", pa.float32(), nullable=True),
         pa.field("logits", pa.list_(pa.float32()), nullable=False),
         pa.field("probabilities", pa.list_(pa.float32()), nullable=False),
         #: the [saliency_height, saliency_width] map, row-major
@@ -61,6 +65,7 @@ def row(
     target = int(outputs[contract.TARGET_CLASS])
     saliency = np.asarray(outputs[contract.SALIENCY], dtype=np.float32)
     error = outputs.get(contract.APPROXIMATION_ERROR)
+    deletion, insertion = outputs.get("deletion_auc"), outputs.get("insertion_auc")
     return {
         "id": record_id,
         "source": source,
@@ -72,6 +77,8 @@ def row(
         "target_probability": float(probabilities[target]),
         "label": None if label is None else int(label),
         "approximation_error": None if error is None else float(error),
+        "deletion_auc": None if deletion is None else float(deletion),
+        "insertion_auc": None if insertion is None else float(insertion),
         "logits": np.asarray(outputs[contract.LOGITS], dtype=np.float32).tolist(),
         "probabilities": probabilities.tolist(),
         "saliency": saliency.reshape(-1).tolist(),

@@ -29,6 +29,9 @@ class RowSummary(beam.CombineFn):
             "correct": 0,
             "approximation_error_sum": 0.0,
             "approximation_error_count": 0,
+            "deletion_auc_sum": 0.0,
+            "insertion_auc_sum": 0.0,
+            "faithfulness_count": 0,
             "heatmaps": [],
         }
 
@@ -44,6 +47,10 @@ class RowSummary(beam.CombineFn):
         if row["approximation_error"] is not None:
             acc["approximation_error_sum"] += row["approximation_error"]
             acc["approximation_error_count"] += 1
+        if row["deletion_auc"] is not None:
+            acc["deletion_auc_sum"] += row["deletion_auc"]
+            acc["insertion_auc_sum"] += row["insertion_auc"]
+            acc["faithfulness_count"] += 1
         if row["heatmap"] is not None:
             acc["heatmaps"] = sorted([*acc["heatmaps"], (row["id"], row["heatmap"])])[:OVERVIEW_HEATMAPS]
         return acc
@@ -51,9 +58,10 @@ class RowSummary(beam.CombineFn):
     def merge_accumulators(self, accumulators: Any) -> dict[str, Any]:
         merged = self.create_accumulator()
         for acc in accumulators:
-            for name in ("count", "labelled", "correct", "approximation_error_count"):
+            for name in ("count", "labelled", "correct", "approximation_error_count", "faithfulness_count"):
                 merged[name] += acc[name]
-            for name in ("probability_sum", "target_probability_sum", "approximation_error_sum"):
+            for name in ("probability_sum", "target_probability_sum", "approximation_error_sum",
+                         "deletion_auc_sum", "insertion_auc_sum"):
                 merged[name] += acc[name]
             for key, value in acc["predicted"].items():
                 merged["predicted"][key] = merged["predicted"].get(key, 0) + value
@@ -74,6 +82,8 @@ class RowSummary(beam.CombineFn):
                 if acc["approximation_error_count"]
                 else None
             ),
+            "mean_deletion_auc": acc["deletion_auc_sum"] / acc["faithfulness_count"] if acc["faithfulness_count"] else None,
+            "mean_insertion_auc": acc["insertion_auc_sum"] / acc["faithfulness_count"] if acc["faithfulness_count"] else None,
             "overview_heatmaps": [list(pair) for pair in acc["heatmaps"]],
         }
 
@@ -125,7 +135,8 @@ def render_html(summary: dict[str, Any]) -> str:
         f"style='image-rendering:pixelated'><figcaption>{esc(i.rsplit('/', 1)[-1])}</figcaption></figure>"
         for i, path in summary["overview_heatmaps"]
     )
-    scores = {k: summary[k] for k in ("mean_probability", "mean_target_probability", "accuracy", "mean_approximation_error")}
+    scores = {k: summary[k] for k in ("mean_probability", "mean_target_probability", "accuracy",
+                                      "mean_approximation_error", "mean_deletion_auc", "mean_insertion_auc")}
     return (
         "<!doctype html><meta charset='utf-8'><title>Batch explanations</title>"
         "<body style='font-family:sans-serif'>"

@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tf_threads", type=int, default=None,
                         help="TensorFlow intra-op threads per worker process")
     parser.add_argument("--num_shards", type=int, default=0, help="Parquet shards (0: runner decides)")
+    parser.add_argument("--faithfulness_steps", type=int, default=0,
+                        help="per-image deletion/insertion AUC in this many steps (0: none; float32 exports)")
+    parser.add_argument("--blur_sigma", type=float, default=3.0,
+                        help="sigma of the blurred image insertion starts from")
     drawing = parser.add_argument_group("heatmaps (as saliency-client --overlay)")
     drawing.add_argument("--heatmaps", type=float, default=1.0,
                          help="share of the images that get a PNG (chosen by id hash); 0 for none")
@@ -90,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_batch_size=args.max_batch_size,
             intra_op_threads=args.tf_threads,
             num_shards=args.num_shards,
+            faithfulness_steps=args.faithfulness_steps,
+            blur_sigma=args.blur_sigma,
             heatmaps=HeatmapOptions(
                 fraction=args.heatmaps,
                 colormap=args.colormap,

@@ -142,7 +142,8 @@ def test_parquet_schema_is_pinned(files_run):
         ("signature", "string", False), ("predicted_class", "int32", False),
         ("probability", "float", False), ("target_class", "int32", False),
         ("target_probability", "float", False), ("label", "int32", True),
-        ("approximation_error", "float", True), ("logits", "list<item: float>", False),
+        ("approximation_error", "float", True), ("deletion_auc", "float", True),
+        ("insertion_auc", "float", True), ("logits", "list<item: float>", False),
         ("probabilities", "list<item: float>", False), ("saliency", "list<item: float>", False),
         ("saliency_height", "int32", False), ("saliency_width", "int32", False),
         ("heatmap", "string", True),
@@ -317,3 +318,27 @@ def test_an_image_bytes_export_resizes_in_its_graph_and_rows_still_equal_it(imag
     assert np.abs(saliency - outputs["saliency"].numpy()).max() <= TOLERANCE
     np.testing.assert_allclose([r["probabilities"] for r in rows], outputs["probabilities"].numpy(), atol=TOLERANCE)
     assert [r["predicted_class"] for r in rows] == outputs["predicted_class"].numpy().tolist()
+
+
+def test_faithfulness_scores_equal_the_evaluation_modules_curves_in_process(inputs, tmp_path, signature):
+    from exporter.evaluation import auc, perturbation_curves, saliency_order
+
+    output = tmp_path / "out"
+    _run(BatchOptions(model_base_path=str(DEMO_BASE), input=str(inputs / "digit_0000*.png"),
+                      output=str(output), faithfulness_steps=10, heatmaps=HeatmapOptions(fraction=0.0)))
+    rows = _table(output).to_pylist()
+    pngs = [Path(r["id"]).read_bytes() for r in rows]
+    expected = _reference(signature, pngs, [-1] * len(rows))
+    images = np.stack([np.asarray(Image.open(io.BytesIO(p)), np.float32) for p in pngs])[..., None] / 255.0
+    predict_fn = signature._keep.signatures["serving_default"]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return predict_fn(images=tf.constant(x))["probabilities"].numpy()
+
+    deletion, insertion = perturbation_curves(
+        predict, images, expected["target_class"], saliency_order(expected["saliency"]), steps=10, blur_sigma=3.0
+    )
+    np.testing.assert_allclose([r["deletion_auc"] for r in rows], auc(deletion), atol=TOLERANCE)
+    np.testing.assert_allclose([r["insertion_auc"] for r in rows], auc(insertion), atol=TOLERANCE)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["mean_deletion_auc"] == pytest.approx(float(np.mean(auc(deletion))), abs=TOLERANCE)
