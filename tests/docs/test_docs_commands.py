@@ -1,6 +1,7 @@
 """Every command and snippet in README.md and docs/*.md runs, so the docs cannot rot.
 
-`make docs-check` runs this module alone; `make test` runs it with the rest. The convention is
+`make docs-check` runs this module alone; `make test` runs it with the rest (`make test-fast`
+only the checks of the fences, the index and the links: the blocks are `e2e`). The convention is
 in `tests/docs/_blocks.py` and docs/index.md ("How the docs are checked"). Once per run:
 
 - a fixture directory: `model.keras`, `digit.png`, `digits.npy` (`tests/docs/_fixture.py`)
@@ -214,6 +215,7 @@ def test_relative_links_resolve():
 
 @pytest.mark.integration
 @pytest.mark.e2e
+@pytest.mark.e2e  # exports a model and starts the bundled server
 @pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.where for b in RUN_BLOCKS])
 def test_block_runs(block: Block, request):
     if block.skip:
