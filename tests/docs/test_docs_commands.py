@@ -201,19 +201,34 @@ def test_docs_index_lists_every_page():
     assert not missing, f"docs/index.md does not link {missing}"
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    anchors = set()
+    in_fence = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith(("```", "~~~")):
+            in_fence = not in_fence
+        elif not in_fence and (heading := re.match(r"^#{1,6}\s+(.*)", line)):
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
 def test_relative_links_resolve():
     broken = []
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text):
             if "://" in target or target.startswith("mailto:"):
                 continue
-            if not (page.parent / target).exists():
+            path = page.parent / target if target else page
+            if not path.exists():
                 broken.append(f"{page.name} → {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+                broken.append(f"{page.name} → {target}#{anchor}")
     assert not broken, f"broken links: {broken}"
 
 
-@pytest.mark.integration
 @pytest.mark.e2e
 @pytest.mark.e2e  # exports a model and starts the bundled server
 @pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.where for b in RUN_BLOCKS])
