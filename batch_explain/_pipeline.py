@@ -249,6 +249,13 @@ def build_pipeline(
             :func:`batch_explain.read_signature`), checked before anything runs.
     """
     export = read_signature(options.model_base_path, options.signature)
+    drawing = options.heatmaps
+    if drawing.fraction > 0 and drawing.polarity != "positive" and contract.ATTRIBUTIONS not in export.outputs:
+        raise ValueError(
+            f"--polarity {drawing.polarity} needs signed attributions; {export.signature!r} returns "
+            f"only a [0, 1] saliency map (outputs: {', '.join(export.outputs)}). Use "
+            "--polarity positive or an integrated-gradients signature."
+        )
     output = options.output.rstrip("/")
     # The graph refuses a batch above the export's limit (its memory budget), and every call is
     # padded to the maximum, so the maximum never exceeds that limit.

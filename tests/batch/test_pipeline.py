@@ -285,20 +285,64 @@ def test_batches_never_exceed_the_exports_limit(inputs, tmp_path):
     assert (summary["explained"], summary["failed"]) == (10, 0)
 
 
-@pytest.fixture(scope="module")
-def image_bytes_export(tmp_path_factory) -> Path:
-    """The demo's Keras model exported with encoded-image input (the graph decodes, resizes)."""
+def _export_demo_model(tmp_path_factory, name: str, toml: str) -> Path:
+    """The demo's Keras model exported with another config; returns the base directory."""
     from exporter import export_model
 
     keras_file = DEMO_BASE.parents[1] / "cache" / "mnist_cnn.keras"
     if not keras_file.is_file():
         pytest.skip(f"needs the demo's trained model at {keras_file} (run make demo)")
-    directory = tmp_path_factory.mktemp("bytes")
+    directory = tmp_path_factory.mktemp(name)
     config = directory / "export.toml"
-    config.write_text('[model]\nname = "mnist"\n[input]\nformat = "image_bytes"\n')
+    config.write_text(toml)
     images, _ = mnist_inputs.digits(4)
     return export_model(str(keras_file), directory / "models", config=config,
                         samples=images[..., None] / 255.0).parent
+
+
+@pytest.fixture(scope="module")
+def image_bytes_export(tmp_path_factory) -> Path:
+    """Encoded-image input: the graph decodes and resizes."""
+    return _export_demo_model(tmp_path_factory, "bytes", '[model]\nname = "mnist"\n[input]\nformat = "image_bytes"\n')
+
+
+@pytest.fixture(scope="module")
+def ig_export(tmp_path_factory) -> Path:
+    """Integrated gradients too (8 steps, to keep the test short)."""
+    return _export_demo_model(
+        tmp_path_factory, "ig",
+        '[model]\nname = "mnist"\n[methods]\nenabled = ["vanilla", "integrated_gradients"]\n'
+        '[methods.integrated_gradients]\nsteps = 8\n',
+    )
+
+
+def test_integrated_gradients_rows_carry_the_approximation_error_and_signed_heatmaps(ig_export, inputs, tmp_path):
+    output = tmp_path / "out"
+    _run(BatchOptions(model_base_path=str(ig_export), input=str(inputs / "digit_0000*.png"), output=str(output),
+                      signature="explain_integrated_gradients",
+                      heatmaps=HeatmapOptions(polarity="both")))
+    rows = _table(output).to_pylist()
+    assert len(rows) == 10 and {r["signature"] for r in rows} == {"explain_integrated_gradients"}
+    loaded = tf.saved_model.load(str(next(p for p in ig_export.iterdir() if p.name.isdigit())))
+    pngs = [Path(r["id"]).read_bytes() for r in rows]
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(p)), np.float32) for p in pngs])[..., None] / 255.0
+    outputs = loaded.signatures["explain_integrated_gradients"](
+        images=tf.constant(pixels), target_class=tf.constant([-1] * len(rows), tf.int32)
+    )
+    np.testing.assert_allclose([r["approximation_error"] for r in rows],
+                               outputs["approximation_error"].numpy(), atol=TOLERANCE)
+    from serving_client import render
+
+    first = rows[0]
+    expected = render.overlay(pixels[0], render.signed_map(outputs["attributions"].numpy()[0]), polarity="both")
+    drawn = np.asarray(Image.open(output / first["heatmap"]))
+    assert int(np.max(np.abs(drawn.astype(int) - expected.astype(int)))) <= 1
+
+
+def test_a_signed_polarity_without_attributions_is_refused_before_anything_runs():
+    with pytest.raises(ValueError, match=r"--polarity negative needs signed attributions; 'explain'"):
+        build_pipeline(BatchOptions(model_base_path=str(DEMO_BASE), input="x", output="y",
+                                    heatmaps=HeatmapOptions(polarity="negative")))
 
 
 def test_an_image_bytes_export_resizes_in_its_graph_and_rows_still_equal_it(image_bytes_export, inputs, tmp_path):
