@@ -20,7 +20,7 @@ from ._batching import BatchScheduler
 from ._errors import ServingError, invalid_argument
 from ._limits import RequestLimits
 from ._manager import ServableManager, State
-from ._predict import InputValue, outputs_to_protos, run_predict
+from ._predict import InputValue, fill_output_protos, run_predict
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -71,8 +71,7 @@ class ServingCore:
         )
         response = predict_pb2.PredictResponse()
         _fill_model_spec(response.model_spec, spec.name, served_version, signature_name)
-        for alias, proto in outputs_to_protos(outputs).items():
-            response.outputs[alias].CopyFrom(proto)
+        fill_output_protos(response.outputs, outputs)
         return response
 
     def predict_arrays(

@@ -88,6 +88,9 @@ _NUMPY_OF: dict[int, np.dtype] = {
     DataType.DT_COMPLEX128: np.dtype(np.complex128),
 }
 _DTYPE_OF: dict[np.dtype, DataType] = {dtype: DataType(enum) for enum, dtype in _NUMPY_OF.items()}
+_DTYPE_OF_KIND: dict[tuple[str, int], DataType] = {
+    (dtype.kind, dtype.itemsize): enum for dtype, enum in _DTYPE_OF.items()
+}
 # Dtypes that share the int32 `int_val` field: a value outside their range is malformed.
 _NARROW_INT_VAL = frozenset({DataType.DT_INT8, DataType.DT_INT16, DataType.DT_UINT8, DataType.DT_UINT16})
 _COMPLEX = frozenset({DataType.DT_COMPLEX64, DataType.DT_COMPLEX128})
@@ -256,7 +259,7 @@ class Wording:
         )
 
 
-def encode(array: Any, *, fields: bool = False, message_class: Any = None) -> Any:
+def encode(array: Any, *, fields: bool = False, message_class: Any = None, into: Any = None) -> Any:
     """Encode an array-like as a ``tensorflow.TensorProto``.
 
     Args:
@@ -266,18 +269,25 @@ def encode(array: Any, *, fields: bool = False, message_class: Any = None) -> An
             (``Tensor::AsProtoField``, as TF Serving's Predict answers).
         message_class: the TensorProto class to build (e.g. TensorFlow's own); by default the
             client's private descriptor pool's.
+        into: an empty TensorProto to fill instead of building one (``message_class`` is then
+            unused), e.g. a response's ``outputs[alias]`` entry: filling it in place saves
+            copying a finished tensor into the response. On ``TypeError`` it may be left
+            partly filled.
 
     Returns:
-        A ``tensorflow.TensorProto`` message of ``message_class``.
+        A ``tensorflow.TensorProto`` message of ``message_class`` (``into`` if given).
 
     Raises:
         TypeError: if the dtype has no TensorFlow equivalent, or an object element is
             neither ``bytes`` nor ``str``.
     """
     array = np.asarray(array)
-    if message_class is None:
-        message_class = _protos.message_class("tensorflow.TensorProto")
-    proto = message_class()
+    if into is not None:
+        proto = into
+    else:
+        if message_class is None:
+            message_class = _protos.message_class("tensorflow.TensorProto")
+        proto = message_class()
     # AsProto/AsProtoField always write tensor_shape, so a scalar's is present and empty.
     proto.tensor_shape.SetInParent()
     for size in array.shape:
@@ -288,8 +298,8 @@ def encode(array: Any, *, fields: bool = False, message_class: Any = None) -> An
         proto.string_val.extend(_to_bytes(value) for value in array.reshape(-1))
         return proto
 
-    # By name, so a big-endian array finds its dtype too.
-    dtype = _DTYPE_OF.get(np.dtype(array.dtype.name)) if array.dtype.kind in "biufc" else None
+    # By kind and size (what its name says), so a big-endian array finds its dtype too.
+    dtype = _DTYPE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if dtype is None:
         supported = ", ".join(sorted(d.name for d in _DTYPE_OF))
         raise TypeError(
