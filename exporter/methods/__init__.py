@@ -61,6 +61,10 @@ from exporter.methods.blur_integrated_gradients import (
 )
 from exporter.methods.gradcam import GradCam, GradCamParams
 from exporter.methods.gradient_x_input import GradientXInput
+from exporter.methods.guided_integrated_gradients import (
+    GuidedIntegratedGradients,
+    GuidedIntegratedGradientsParams,
+)
 from exporter.methods.integrated_gradients import IntegratedGradients, IntegratedGradientsParams
 from exporter.methods.smoothgrad import SmoothGrad, SmoothGradParams
 from exporter.methods.vanilla import Vanilla
@@ -71,6 +75,7 @@ __all__ = [
     "GradCam",
     "GradCamParams",
     "Graph",
+    "GuidedIntegratedGradientsParams",
     "IntegratedGradientsParams",
     "Method",
     "NoParams",
@@ -93,6 +98,7 @@ _BUILT_IN: tuple[Method, ...] = (
     GradientXInput(),
     GradCam(),
     BlurIntegratedGradients(),
+    GuidedIntegratedGradients(),
 )
 _REGISTRY: dict[str, Method] = {method.name: method for method in _BUILT_IN}
 

@@ -160,7 +160,7 @@ def test_zero_verification_samples_are_refused_from_python_too():
         ),
         (
             "[methods.lime]\nx = 1\n",
-            r"Unknown key methods\.lime in \[methods\]; expected one of: .*enabled, .*gradcam, integrated_gradients, internal_batch, .*smoothgrad",
+            r"Unknown key methods\.lime in \[methods\]; expected one of: .*enabled, .*gradcam, (.*, )?integrated_gradients, internal_batch, .*smoothgrad",
         ),
         ("[verification]\nsamples = 4\n", r"Unknown key verification\.samples in \[verification\]; expected one of: fd_epsilon, "),
         ("[limits]\nfloor = 3\n", r"Unknown key limits\.floor in \[limits\]; expected one of: memory_budget_mib, max_images or a signature name: serving_default, explain, "),

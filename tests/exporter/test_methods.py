@@ -23,8 +23,9 @@ from tests.exporter.helpers import INPUT_SHAPE, export, logits_model, samples, s
 NEW = ("explain_smoothgrad", "explain_integrated_gradients", "explain_gradient_x_input")
 # Small counts and an internal batch that does not divide them: a partial last chunk.
 # Grad-CAM has its own tests (test_gradcam.py): it needs a spatial layer, which linear_model lacks.
-# Blur IG is checked against PAIR's implementation in its own tests (test_blur_ig.py).
-OWN_TESTS = ("gradcam", "blur_integrated_gradients")
+# Blur IG and Guided IG are checked against PAIR's implementation in their own tests
+# (test_blur_ig.py, test_guided_ig.py).
+OWN_TESTS = ("gradcam", "blur_integrated_gradients", "guided_integrated_gradients")
 ALL = MethodsConfig(
     enabled=tuple(m for m in methods.names() if m not in OWN_TESTS),
     internal_batch=5,

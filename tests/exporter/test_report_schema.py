@@ -16,6 +16,7 @@ from exporter import (
     SmoothGradParams,
 )
 from exporter import methods as registry
+from exporter.methods import BlurIntegratedGradientsParams, GuidedIntegratedGradientsParams
 from serving_client import contract
 from serving_client.report import REPORT_FIELDS, parse_report, read_report
 
@@ -39,7 +40,13 @@ def exported(tmp_path_factory) -> tuple[Path, dict]:
         input=InputConfig(format=contract.IMAGE_BYTES),
         methods=MethodsConfig(
             enabled=registry.names(),
-            params=[SmoothGradParams(samples=2), IntegratedGradientsParams(steps=4)],
+            params=[
+                SmoothGradParams(samples=2),
+                IntegratedGradientsParams(steps=4),
+                # Few steps: each is verified against its slow eager reference.
+                BlurIntegratedGradientsParams(steps=4),
+                GuidedIntegratedGradientsParams(steps=4),
+            ],
         ),
     )
     result = SaliencyExporter(_rgb_model(), config).write(tmp_path_factory.mktemp("schema"))
