@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 from ._batching import BatchingOptions, BatchScheduler
 from ._config import ModelConfig, VersionPolicy
@@ -15,6 +19,7 @@ from ._grpc_service import build_grpc_server
 from ._lines import join_host_port as _join_host_port
 from ._manager import ServableManager
 from ._predict import run_predict
+from ._servable import LoadedServable
 from ._tls import SslOptions
 
 log = logging.getLogger("model_server")
@@ -56,7 +61,7 @@ class ServerOptions:
     ssl: SslOptions | None = None
 
     @classmethod
-    def single_model(cls, name: str, base_path: str | Path, **kwargs) -> ServerOptions:
+    def single_model(cls, name: str, base_path: str | Path, **kwargs: Any) -> ServerOptions:
         """Options for one model (``--model_name``/``--model_base_path``), latest version."""
         model = ModelConfig(name=name, base_path=Path(base_path), policy=VersionPolicy())
         return cls(models=(model,), **kwargs)
@@ -94,8 +99,8 @@ class ModelServer:
         )
         self._batcher: BatchScheduler | None = None
         self.core = ServingCore(self.manager)
-        self._grpc = None
-        self._rest = None
+        self._grpc: grpc.Server | None = None
+        self._rest: ThreadingHTTPServer | None = None
         self._rest_thread: threading.Thread | None = None
         self._ports: BoundPorts | None = None
         self._stopped = False
@@ -150,20 +155,19 @@ class ModelServer:
         opts = self.options
         if opts.batching is not None:
             self._batcher = self.core.batcher = BatchScheduler(opts.batching)
-        self._grpc = build_grpc_server(
+        self._grpc = grpc_server = build_grpc_server(
             self.core, max_workers=opts.grpc_max_threads, max_message_bytes=opts.max_message_bytes
         )
         address = _join_host_port(opts.host, opts.port)
+        cause: RuntimeError | None = None
         try:
             if opts.ssl is not None:
-                grpc_port = self._grpc.add_secure_port(address, opts.ssl.server_credentials())
+                grpc_port = grpc_server.add_secure_port(address, opts.ssl.server_credentials())
             else:
-                grpc_port = self._grpc.add_insecure_port(address)
+                grpc_port = grpc_server.add_insecure_port(address)
         except RuntimeError as exc:
             grpc_port = 0
             cause = exc
-        else:
-            cause = None
         if not grpc_port:
             self._stop_batcher()
             self.manager.stop()
@@ -173,7 +177,7 @@ class ModelServer:
             from ._rest import build_rest_server
 
             try:
-                self._rest = build_rest_server(
+                self._rest = rest_server = build_rest_server(
                     self.core, opts.host, opts.rest_api_port, max_body_bytes=opts.rest_api_max_body_bytes
                 )
             except OSError as exc:
@@ -182,8 +186,8 @@ class ModelServer:
                 raise ModelServerError(
                     f"cannot bind REST at {_join_host_port(opts.host, opts.rest_api_port)}: {exc}"
                 ) from exc
-            rest_port = self._rest.server_address[1]
-        self._grpc.start()
+            rest_port = rest_server.server_address[1]
+        grpc_server.start()
         if self._rest is not None:
             self._rest_thread = threading.Thread(
                 target=self._rest.serve_forever, name="rest-server", daemon=True
@@ -219,11 +223,12 @@ class ModelServer:
         self.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
-def _replay_warmup(servable, request) -> None:
-    # Warmup goes through the normal predict path; any failure fails the load.
+def _replay_warmup(servable: LoadedServable, request: Any) -> None:
+    # Warmup goes through the normal predict path; any failure fails the load. `request` is
+    # a tensorflow_serving PredictRequest (no stubs).
     spec = request.model_spec
     run_predict(servable, spec.signature_name, request.inputs, list(request.output_filter))
