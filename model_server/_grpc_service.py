@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
+from typing import Any, NoReturn
 
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -13,8 +15,10 @@ from ._errors import ServingError
 
 log = logging.getLogger("model_server")
 
+# Requests and responses are tensorflow_serving messages, which have no stubs: Any here.
 
-def _answer(context: grpc.ServicerContext, call, request):
+
+def _answer(context: grpc.ServicerContext, call: Callable[[Any], Any], request: Any) -> Any:
     try:
         return call(request)
     except ServingError as exc:
@@ -30,19 +34,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core: ServingCore) -> None:
         self._core = core
 
-    def Predict(self, request, context):  # noqa: N802 - gRPC method name
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC method name
         return _answer(context, self._core.predict, request)
 
-    def GetModelMetadata(self, request, context):  # noqa: N802
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return _answer(context, self._core.get_model_metadata, request)
 
-    def Classify(self, request, context):  # noqa: N802
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not implemented by this server; use Predict")
 
-    def Regress(self, request, context):  # noqa: N802
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "Regress is not implemented by this server; use Predict")
 
-    def MultiInference(self, request, context):  # noqa: N802
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
         context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented by this server; use Predict"
         )
@@ -54,10 +58,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, core: ServingCore) -> None:
         self._core = core
 
-    def GetModelStatus(self, request, context):  # noqa: N802
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return _answer(context, self._core.get_model_status, request)
 
-    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
         context.abort(
             grpc.StatusCode.UNIMPLEMENTED,
             "HandleReloadConfigRequest is not implemented by this server; restart it with the new config",
