@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from tensorflow.core.framework import tensor_pb2
@@ -25,10 +25,11 @@ from ._tensor_codec import (
 DEFAULT_SIGNATURE = SERVING_DEFAULT
 
 # A request input: a TensorProto (gRPC) or an array already decoded by the REST codec.
-InputValue = tensor_pb2.TensorProto | np.ndarray
+# SignatureDefs and TensorProtos are TensorFlow's messages (no stubs): Any to the checker.
+InputValue: TypeAlias = "tensor_pb2.TensorProto | np.ndarray"
 
 
-def resolve_signature(servable: LoadedServable, signature_name: str):
+def resolve_signature(servable: LoadedServable, signature_name: str) -> tuple[str, Any]:
     """The SignatureDef for ``signature_name`` ('' means ``serving_default``).
 
     Raises:
@@ -77,7 +78,7 @@ def run_predict(
     return key, dict(zip(aliases, values, strict=True))
 
 
-def _verify_request_inputs_size(signature, inputs: Mapping[str, InputValue]) -> None:
+def _verify_request_inputs_size(signature: Any, inputs: Mapping[str, InputValue]) -> None:
     # VerifyRequestInputsSize: with defaults present, fewer inputs are allowed here and
     # GetInputValues decides.
     n_req, n_sig = len(inputs), len(signature.inputs)
@@ -91,7 +92,7 @@ def _verify_request_inputs_size(signature, inputs: Mapping[str, InputValue]) -> 
         )
 
 
-def _input_values(signature, inputs: Mapping[str, InputValue]) -> dict[str, np.ndarray]:
+def _input_values(signature: Any, inputs: Mapping[str, InputValue]) -> dict[str, np.ndarray]:
     # tensorflow/cc/saved_model/util.cc GetInputValues, plus our dtype/shape checks so a bad
     # tensor is refused with a clear message instead of failing deep inside the graph.
     feeds: dict[str, np.ndarray] = {}
@@ -132,7 +133,7 @@ def _input_values(signature, inputs: Mapping[str, InputValue]) -> dict[str, np.n
     return feeds
 
 
-def _outputs_to_fetch(signature, output_filter: Sequence[str]) -> tuple[list[str], list[str]]:
+def _outputs_to_fetch(signature: Any, output_filter: Sequence[str]) -> tuple[list[str], list[str]]:
     aliases: list[str] = []
     names: list[str] = []
     for alias in output_filter:
@@ -165,7 +166,7 @@ def _session_run(servable: LoadedServable, fetches: list[str], feeds: dict) -> l
         raise invalid_argument(str(exc)) from exc
 
 
-def _op_error_message(exc) -> str:
+def _op_error_message(exc: Any) -> str:  # a tf.errors.OpError
     # The Python session prefixes "Graph execution error:"; TF Serving returns the C++ status
     # message, which starts at the op's own text.
     message = exc.message or str(exc)
