@@ -16,12 +16,16 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serving_client.contract import WARMUP_ASSET
 
 from ._config import ModelConfig
 from ._errors import ServingError, invalid_argument, not_found
 from ._servable import LoadedServable, load_saved_model
+
+if TYPE_CHECKING:
+    import grpc
 
 log = logging.getLogger("model_server")
 
@@ -118,6 +122,7 @@ class ServableManager:
                     raise invalid_argument(f"Unrecognized servable version label: {label}")
                 version = labels[label]
             versions = self._versions.get(name, {})
+            entry: _Version | None
             if version is None:
                 available = [v for v in versions.values() if v.state == State.AVAILABLE]
                 if not available:
@@ -345,7 +350,7 @@ def _fingerprint(path: Path) -> tuple | None:
         return None
 
 
-def _load_error_code(exc: Exception):
+def _load_error_code(exc: Exception) -> grpc.StatusCode:
     import grpc
 
     from ._errors import code_from_number
