@@ -5,7 +5,7 @@ only the checks of the fences, the index and the links: the blocks are `e2e`). T
 in `tests/docs/_blocks.py` and docs/index.md ("How the docs are checked"). Once per run:
 
 - a fixture directory: `model.keras`, `digit.png`, `digits.npy` (`tests/docs/_fixture.py`)
-  and `models/mnist/1`, an export of `model.keras` with every method, written by
+  and `models/mnist/1`, an export of `model.keras` with five of the methods, written by
   `saliency-export` with `configs/export.toml`;
 - the bundled server (`model_server._process.ServerProcess`) serving `models/mnist` on free
   ports. Blocks talk to it as `localhost:8500` (gRPC) and `localhost:8501` (REST): those two
@@ -15,7 +15,7 @@ Each page gets its own scratch directory with a copy of the fixture, `configs/` 
 `examples/` (links to the repository's), and its blocks run there in page order, so a block may
 use what an earlier block of the same page wrote. Commands run in bash with `.venv/bin` first on
 PATH and must exit 0; a command that starts a server (`saliency-serve`, `python -m
-model_server`) is run on free ports until it prints `All models AVAILABLE`, then stopped with
+model_server`) is run on free ports until it prints its ready line, then stopped with
 SIGTERM and must exit 0.
 """
 
@@ -42,7 +42,6 @@ ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
 RUN_BLOCKS = [block for block in ALL_BLOCKS if block.language in RUN_LANGUAGES]
 COMMAND_TIMEOUT = 300
 _SERVER_COMMAND = re.compile(r"^\s*(saliency-serve|python -m model_server)\b")
-_READY = "All models AVAILABLE"
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -139,6 +138,8 @@ def _substitute(text: str, server) -> str:
 
 
 def _run_server_command(command: str, cwd: Path, env: dict[str, str], where: str) -> None:
+    from model_server._lines import READY_PREFIX  # the line protocol's one home
+
     process = subprocess.Popen(  # noqa: S602 - a command of our own docs
         f"exec {command} --port=0 --rest_api_port=0",
         shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -148,13 +149,13 @@ def _run_server_command(command: str, cwd: Path, env: dict[str, str], where: str
     try:
         for line in process.stdout:
             seen.append(line)
-            if line.startswith(_READY) or time.monotonic() > deadline:
+            if line.startswith(READY_PREFIX) or time.monotonic() > deadline:
                 break
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
-    assert any(line.startswith(_READY) for line in seen), (
-        f"{where}: `{command}` never printed '{_READY}':\n{''.join(seen)}\n{stderr[-3000:]}"
+    assert any(line.startswith(READY_PREFIX) for line in seen), (
+        f"{where}: `{command}` never printed '{READY_PREFIX}':\n{''.join(seen)}\n{stderr[-3000:]}"
     )
     assert process.returncode == 0, f"{where}: `{command}` exited {process.returncode} on SIGTERM"
 
