@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from tensorflow_serving.apis import (
@@ -111,8 +112,10 @@ class ServingCore:
         self.counters.add(name, what, "OK")
         return key, served, outputs
 
-    def signature_inputs(self, name: str, version: int | None, label: str | None, signature: str):
-        """The input TensorInfo map of a signature (REST's GetInfoMap).
+    def signature_inputs(
+        self, name: str, version: int | None, label: str | None, signature: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The input TensorInfo map and the defaults of a signature (REST's GetInfoMap).
 
         Raises:
             ServingError: NOT_FOUND for the servable; INVALID_ARGUMENT
@@ -141,7 +144,9 @@ class ServingCore:
         self.counters.add(name, "metadata", "OK")
         return response
 
-    def _get_model_metadata(self, request):
+    def _get_model_metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         if not request.metadata_field:
