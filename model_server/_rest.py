@@ -36,7 +36,13 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, address, handler, core: ServingCore, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        core: ServingCore,
+        max_body_bytes: int,
+    ) -> None:
         self.core = core
         self.max_body_bytes = max_body_bytes
         host = address[0]
@@ -149,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"Both model version ({version}) and model version label ({label}) cannot be supplied."
             )
 
-        def get_inputs(signature: str):
+        def get_inputs(signature: str) -> dict[str, Any]:
             return core.signature_inputs(name, version, label, signature)[0]
 
         signature, inputs, fmt = parse_predict_body(body, get_inputs)
@@ -163,12 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             request.model_spec.version.value = version
         if label:
             request.model_spec.version_label = label
-        response = self.server.core.get_model_status(request)
-        return json_format.MessageToDict(
-            response,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
-        )
+        return _message_json(self.server.core.get_model_status(request))
 
     def _metadata(self, name: str, version: int | None, label: str | None) -> dict:
         request = get_model_metadata_pb2.GetModelMetadataRequest()
@@ -181,11 +182,17 @@ class _Handler(BaseHTTPRequestHandler):
         response = self.server.core.get_model_metadata(request)
         sig_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(sig_map)
-        opts = dict(preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
         return {
-            "model_spec": json_format.MessageToDict(response.model_spec, **opts),
-            "metadata": {"signature_def": json_format.MessageToDict(sig_map, **opts)},
+            "model_spec": _message_json(response.model_spec),
+            "metadata": {"signature_def": _message_json(sig_map)},
         }
+
+
+def _message_json(message: Any) -> dict[str, Any]:
+    # TF Serving's JSON: proto field names, and fields without presence printed at defaults.
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def build_rest_server(core: ServingCore, host: str, port: int, *, max_body_bytes: int) -> ThreadingHTTPServer:
