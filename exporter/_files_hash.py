@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 __all__ = ["ALGORITHM", "export_files", "export_files_sha256"]
 
@@ -17,7 +17,7 @@ __all__ = ["ALGORITHM", "export_files", "export_files_sha256"]
 ALGORITHM = "sha256(relpath NUL size NUL bytes, sorted by relpath)"
 
 
-def export_files(export_dir: Path, exclude: Iterable[str | Path] = ()) -> list[str]:
+def export_files(export_dir: Path, exclude: Iterable[str | PurePath] = ()) -> list[str]:
     """Every regular file under `export_dir` as a POSIX relative path, sorted, minus `exclude`."""
     export_dir = Path(export_dir)
     skip = {Path(p).as_posix() for p in exclude}
@@ -25,7 +25,7 @@ def export_files(export_dir: Path, exclude: Iterable[str | Path] = ()) -> list[s
     return sorted(f for f in files if f not in skip)
 
 
-def export_files_sha256(export_dir: Path, exclude: Iterable[str | Path] = ()) -> str:
+def export_files_sha256(export_dir: Path, exclude: Iterable[str | PurePath] = ()) -> str:
     """SHA-256 over every file of `export_dir` except `exclude`, in sorted relative-path order.
 
     Each file contributes its relative path, its size and its bytes, so a renamed, added or
@@ -33,7 +33,8 @@ def export_files_sha256(export_dir: Path, exclude: Iterable[str | Path] = ()) ->
 
     Args:
         export_dir: A version directory.
-        exclude: Relative paths left out (the report, which records the digest).
+        exclude: Relative paths left out (the report, which records the digest), e.g. the
+            contract's `REPORT_ASSET` (a PurePosixPath).
 
     Returns:
         The hex digest.
