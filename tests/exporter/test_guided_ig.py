@@ -149,3 +149,28 @@ def test_guided_ig_config_table_is_parsed_and_checked():
         GuidedIntegratedGradientsParams(max_dist=2)
     with pytest.raises(ConfigError, match=r"methods\.guided_integrated_gradients\.steps must be"):
         GuidedIntegratedGradientsParams(steps=0)
+
+
+@pytest.mark.integration
+def test_signature_def_as_tf_serving_reads_it(conv_guided_export):
+    _, saved = conv_guided_export
+    sig = saved.signature_defs[SIGNATURE]
+    h, w, ch = INPUT_SHAPE
+    f, i = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
+
+    def spec(infos):
+        return {alias: (x.dtype, [d.size for d in x.tensor_shape.dim]) for alias, x in infos.items()}
+
+    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1])}
+    assert spec(sig.outputs) == {
+        "logits": (f, [-1, 4]),
+        "probabilities": (f, [-1, 4]),
+        "predicted_class": (i, [-1]),
+        "target_class": (i, [-1]),
+        "saliency": (f, [-1, h, w]),
+        "attributions": (f, [-1, h, w, ch]),
+        "approximation_error": (f, [-1]),
+    }
+    np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="target_class out of range"):
+        saved.run(SIGNATURE, {"images": samples(1), "target_class": np.array([4], np.int32)})
