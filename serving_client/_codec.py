@@ -17,6 +17,7 @@ shape holds is refused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -363,15 +364,14 @@ def decode(
         raise words.unsupported_dtype(dtype_enum)
     if proto.tensor_shape.unknown_rank:
         raise words.unknown_rank()
-    if len(proto.tensor_shape.dim) > MAX_RANK:
-        raise words.too_deep(len(proto.tensor_shape.dim))
-    shape = tuple(int(dim.size) for dim in proto.tensor_shape.dim)
-    if any(size < 0 for size in shape):
+    dims = proto.tensor_shape.dim
+    if len(dims) > MAX_RANK:
+        raise words.too_deep(len(dims))
+    shape = tuple([dim.size for dim in dims])
+    if shape and min(shape) < 0:
         raise words.negative_dim(shape)
     # Python ints: a product of declared sizes must not wrap around as int64 would.
-    num_elements = 1
-    for size in shape:
-        num_elements *= size
+    num_elements = math.prod(shape)
     is_string = dtype_enum == DataType.DT_STRING
     dtype = np.dtype(object) if is_string else _NUMPY_OF[dtype_enum]
     itemsize = _STRING_ITEMSIZE if is_string else dtype.itemsize
