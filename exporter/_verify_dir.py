@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -125,7 +126,10 @@ def _verification_config(report: ExportReport | Mapping[str, Any]) -> Verificati
     """The export's `VerificationConfig` from its report (defaults for older reports)."""
     verification = _typed(report).verification
     known = {f.name for f in dataclasses.fields(VerificationConfig)}
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in verification.settings.items() if k in known}
+    # The report's JSON values: the dataclass checks them.
+    kwargs: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in verification.settings.items() if k in known
+    }
     if verification.samples is not None:
         kwargs.setdefault("num_samples", verification.samples)
     return VerificationConfig(**kwargs)
@@ -581,7 +585,7 @@ def verify_version(
             _skip(checks, ["cpp_loader"], "not asked for")
         for runtime, cpp_check in cpp_checks.items():
             name = "cpp_loader" if runtime is None else f"cpp_loader:{runtime}"
-            _timed(name, checks, lambda k=cpp_check, r=runtime: _check_cpp(k, list(tf1_runs), r))
+            _timed(name, checks, functools.partial(_check_cpp, cpp_check, list(tf1_runs), runtime))
     if evaluate:
         _timed("evaluation", checks, lambda: _check_evaluation(export_dir, report, model, images))
     return VerifyResult(str(export_dir), tuple(checks), time.perf_counter() - start)
