@@ -93,6 +93,10 @@ def image_limits(config: InputConfig, input_shape: tuple[int, int, int]) -> Imag
     """The guard's limits for image_bytes (configured or defaulted); None for other formats."""
     if config.format != IMAGE_BYTES:
         return None
+    return _bytes_limits(config, input_shape)
+
+
+def _bytes_limits(config: InputConfig, input_shape: tuple[int, int, int]) -> ImageLimits:
     max_pixels = config.max_pixels or default_max_pixels(input_shape)
     return ImageLimits(max_pixels, config.max_image_bytes or default_max_image_bytes(max_pixels))
 
@@ -279,7 +283,7 @@ def to_model_input(images: tf.Tensor, config: InputConfig, input_shape: tuple[in
     if config.format == UINT8:
         pixels = tf.cast(images, tf.float32)
     else:
-        images = guard_images(images, image_limits(config, input_shape))
+        images = guard_images(images, _bytes_limits(config, input_shape))
         pixels = tf.map_fn(
             lambda data: _decode_one(data, input_shape),
             images,
@@ -300,8 +304,11 @@ def encode_samples(samples: np.ndarray, config: InputConfig) -> tuple[np.ndarray
     samples = np.asarray(samples, np.float32)
     if config.format == FLOAT32:
         return samples, samples
-    pixels = np.clip(np.rint((samples - config.offset) / config.scale), 0, 255).astype(np.uint8)
-    model_input = (pixels.astype(np.float32) * np.float32(config.scale) + np.float32(config.offset)).astype(np.float32)
+    scale, offset = config.scale, config.offset
+    if scale is None or offset is None:  # InputConfig sets both for every format but float32
+        raise ValueError(f"input.format {config.format!r} needs input.scale and input.offset; both are None")
+    pixels = np.clip(np.rint((samples - offset) / scale), 0, 255).astype(np.uint8)
+    model_input = (pixels.astype(np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
     if config.format == UINT8:
         return pixels, model_input
     encoded = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
