@@ -136,7 +136,7 @@ class DiffResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON summary printed by `saliency-export diff`."""
-        grouped = {kind: [] for kind in (BREAKING, COMPATIBLE, ADDED)}
+        grouped: dict[str, list[dict[str, str]]] = {kind: [] for kind in (BREAKING, COMPATIBLE, ADDED)}
         for change in self.changes:
             grouped[change.kind].append({"where": _where(change), "detail": change.detail})
         return {
@@ -284,7 +284,8 @@ def load_reference_images(spec: str, report: ExportReport) -> np.ndarray:
     Raises:
         ConfigError: A missing file, or images of another size or channel count.
     """
-    shape = report.model.input_shape
+    height, width, channels = report.model.input_shape
+    shape = (height, width, channels)
     if spec.endswith(".npy"):
         from exporter.evaluation._data import load_images, prepare_images
 
@@ -309,7 +310,7 @@ def load_reference_images(spec: str, report: ExportReport) -> np.ndarray:
     cfg = input_config(report)
     scale = cfg.scale if cfg.scale is not None else 1.0 / 255.0
     offset = cfg.offset if cfg.offset is not None else 0.0
-    images = []
+    loaded: list[np.ndarray] = []
     for path in paths:
         with Image.open(path) as image:
             if image.size != (shape[1], shape[0]):
@@ -318,8 +319,8 @@ def load_reference_images(spec: str, report: ExportReport) -> np.ndarray:
                     f"{image.size[0]}×{image.size[1]}; resize the reference images to the model's input."
                 )
             pixels = np.asarray(image.convert(mode), np.float32).reshape(shape)
-        images.append(pixels * scale + offset)
-    return np.stack(images).astype(np.float32)
+        loaded.append(pixels * scale + offset)
+    return np.stack(loaded).astype(np.float32)
 
 
 def _drift_blocker(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
