@@ -76,7 +76,8 @@ def _input_shape(
                 "the image shape must be given: ExportConfig(input_shape=(H, W, C)) (config "
                 "[model] input_shape)."
             )
-        return tuple(override)  # type: ignore[return-value]
+        height, width, channels = override
+        return (height, width, channels)
     if len(inputs) != 1:
         raise UnsupportedModelError(
             f"Expected an image classifier with exactly one input; model {model.name!r} has {len(inputs)}."
@@ -93,14 +94,16 @@ def _input_shape(
                 f"The model input has unknown dimensions {shape}; set model.input_shape "
                 "= [H, W, C] in the export config."
             )
-        return tuple(int(d) for d in dims)  # type: ignore[return-value]
+        height, width, channels = (int(d) for d in dims)
+        return (height, width, channels)
     for i, (declared, wanted) in enumerate(zip(dims, override, strict=True)):
         if declared is not None and declared != wanted:
             raise UnsupportedModelError(
                 f"model.input_shape {list(override)} conflicts with the model's input shape "
                 f"{shape} at dimension {i + 1}."
             )
-    return tuple(override)  # type: ignore[return-value]
+    height, width, channels = override
+    return (height, width, channels)
 
 
 def _symbolic_shape(model: Any, which: str) -> list[Any] | None:
@@ -186,8 +189,10 @@ class SaliencyExporter:
                         "exporter has no layer graph to look into. Remove it, or export a "
                         "functional model."
                     )
+            if head is None and logits_fn is not None:  # `explicit`: one of the two was given
+                head = explicit_head(logits_fn, self.input_shape, probabilities)
             if head is None:
-                head = explicit_head(logits_fn, self.input_shape, probabilities)  # type: ignore[arg-type]
+                raise ConfigError("Pass logits_fn or head for an explicit head.")
             # A SavedModel source (exporter._saved_model_source) says how it found its logits.
             if head.kind != "explicit" and not head.kind.startswith("saved_model_"):
                 raise ConfigError(
