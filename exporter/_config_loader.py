@@ -25,9 +25,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from exporter._errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "EXTRA",
@@ -54,7 +57,7 @@ TABLES = "config_tables"
 EXTRA = "config_extra"
 NOT_READ = "config_not_read"
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _join(path: str, key: str) -> str:
@@ -116,7 +119,7 @@ def from_mapping(cls: type[T], data: Any, path: str = "") -> T:
     grouped: dict[str, dict[str, dataclasses.Field]] = {}
     tables_field: dataclasses.Field | None = None
     extra_field: dataclasses.Field | None = None
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for field in dataclasses.fields(cls):
         if not field.init or field.metadata.get(NOT_READ):
             continue
         if field.metadata.get(EXTRA):
