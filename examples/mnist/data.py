@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib
 import importlib.util
 import io
 import pickle
@@ -57,10 +58,10 @@ def _reconstruct_function() -> Any:
     # numpy 2 moved numpy.core to numpy._core and left a shim that warns on attribute access;
     # resolving the private name directly keeps loading silent on numpy 2 and works on 1.x.
     try:
-        from numpy._core.multiarray import _reconstruct
+        multiarray = importlib.import_module("numpy._core.multiarray")
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
+        multiarray = importlib.import_module("numpy.core.multiarray")
+    return multiarray._reconstruct
 
 
 # (module, name) pairs the MNIST pickle references, and what each resolves to. The file names
