@@ -162,6 +162,7 @@ def test_built_in_methods_cannot_be_unregistered():
         registry.unregister("vanilla")
 
 
+@pytest.mark.integration
 def test_the_packages_how_to_add_a_method_example_runs_as_written():
     import textwrap
 
@@ -182,6 +183,7 @@ def test_the_packages_how_to_add_a_method_example_runs_as_written():
     assert NAME not in registry.names()
 
 
+@pytest.mark.integration
 def test_a_method_that_looks_into_layers_is_refused_for_an_explicit_logits_function():
     model = fused_softmax_model()
     config = ExportConfig(methods=MethodsConfig(enabled=("gradcam",)))
