@@ -230,8 +230,8 @@ def test_relative_links_resolve():
     assert not broken, f"broken links: {broken}"
 
 
-@pytest.mark.e2e
-@pytest.mark.e2e  # exports a model and starts the bundled server
+@pytest.mark.integration  # exports a model
+@pytest.mark.e2e  # and starts the bundled server on it
 @pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.where for b in RUN_BLOCKS])
 def test_block_runs(block: Block, request):
     if block.skip:
