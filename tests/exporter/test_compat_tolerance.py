@@ -10,8 +10,15 @@ from exporter._compat import MATRIX_RTOL, matrix_tolerance
 
 
 def _version(tmp_path, verification):
+    # The smallest report read_report accepts, with the verification section under test.
+    report = {
+        "export": {"reduction": "max_abs", "warmup_batch_sizes": [1]},
+        "model": {"input_shape": [8, 8, 1], "num_classes": 3, "name": "m"},
+        "signatures": {},
+        "verification": verification,
+    }
     (tmp_path / "assets.extra").mkdir()
-    (tmp_path / "assets.extra" / "export_report.json").write_text(json.dumps({"verification": verification}))
+    (tmp_path / "assets.extra" / "export_report.json").write_text(json.dumps(report))
     return tmp_path
 
 
