@@ -62,7 +62,7 @@ soak: $(STAMP)  ## 10 min of mixed valid/invalid traffic (bombs, oversize batche
 	$(PY) -m tests.soak --minutes 10 --workdir build/soak
 
 lint: $(STAMP)  ## ruff, and mypy over the three packages and examples/ ([tool.mypy] in pyproject.toml)
-	$(VENV)/bin/ruff check exporter serving_client model_server batch_explain tests
+	$(VENV)/bin/ruff check exporter serving_client model_server batch_explain examples tests
 	$(VENV)/bin/mypy
 
 # The browser viewer (saliency-client ui) and its tests in headless Chromium: Debian's package,

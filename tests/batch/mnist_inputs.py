@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 
-def _load_mnist():  # the demo's loader, wherever the examples keep it
-    try:
-        from examples.mnist.data import load_mnist  # type: ignore[import-not-found]
-    except ImportError:
-        from exporter.mnist import load_mnist
+def _load_mnist():  # the demo's loader, kept with the example
+    from examples.mnist.data import load_mnist
+
     return load_mnist()
 
 
