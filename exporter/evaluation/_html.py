@@ -14,11 +14,12 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from exporter.evaluation._report import EvaluationReport, MethodEvaluation, PerturbationScores
+if TYPE_CHECKING:  # the report renders itself through this module; types only, no import cycle
+    from exporter.evaluation._report import EvaluationReport, MethodEvaluation, PerturbationScores
 
 __all__ = ["evaluation_html", "export_report_html", "write_html"]
 
