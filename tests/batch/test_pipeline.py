@@ -1,13 +1,16 @@
 """The batch pipeline on real MNIST digits, checked row by row against the signature in-process.
 
 Needs Apache Beam (``make test-batch``, the ``.venv-batch`` venv); skipped where it is not
-installed, as in the main venv. Uses the demo export (``make demo`` writes it).
+installed, as in the main venv. Uses the demo export (``make demo`` writes it; ``make test-batch``
+builds it first and sets ``SALIENCY_BATCH_TESTS=required``, so a missing export fails there
+instead of skipping every test).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,13 @@ from tests.batch import mnist_inputs  # noqa: E402
 DEMO_BASE = Path(__file__).resolve().parents[2] / "build" / "demo" / "models" / "mnist"
 DIGITS = 36
 TOLERANCE = 1e-5
+REQUIRED = os.environ.get("SALIENCY_BATCH_TESTS") == "required"
+
+if REQUIRED and not (DEMO_BASE.parents[1] / "cache" / "mnist_cnn.keras").is_file():
+    raise RuntimeError(
+        f"SALIENCY_BATCH_TESTS=required but the demo's model and export are missing under "
+        f"{DEMO_BASE.parents[1]}; expected `make demo` to have written them."
+    )
 
 pytestmark = [
     pytest.mark.integration,
