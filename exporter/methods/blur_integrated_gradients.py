@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -28,14 +27,8 @@ from exporter import _contract as c
 from exporter._attribution import gradient_at
 from exporter._config_loader import check_bool, check_int, check_number, set_field
 from exporter._reference import EagerReference
-from exporter.methods.base import (
-    Check,
-    Graph,
-    Method,
-    clean_reference,
-    max_abs_diff,
-    numpy_saliency,
-)
+from exporter.methods._path import PathMethod
+from exporter.methods.base import Graph, clean_reference
 
 __all__ = ["BlurIntegratedGradients", "BlurIntegratedGradientsParams"]
 
@@ -195,14 +188,13 @@ def _numpy_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-class BlurIntegratedGradients(Method):
+class BlurIntegratedGradients(PathMethod):
     """Blur IG; serves the signed attributions and the completeness error
     |Σ attributions − (F(x) − F(blurred x))| / |F(x) − F(blurred x)| (Vertex's
     `approximation_error`, with the most blurred image as the baseline)."""
 
     name = "blur_integrated_gradients"
     params_type = BlurIntegratedGradientsParams
-    outputs = c.IG_OUTPUTS
 
     def explain(
         self, graph: Graph, images: tf.Tensor, target_class: tf.Tensor, params: BlurIntegratedGradientsParams
@@ -214,13 +206,7 @@ class BlurIntegratedGradients(Method):
         baseline = _blur(
             images, tf.constant([start], tf.float32), tf.constant([float(_radius(start))]), _radius(start)
         )[0]
-        baseline_logits = graph.head.logits_fn(baseline)
-        delta = tf.gather(logits, target, axis=1, batch_dims=1) - tf.gather(baseline_logits, target, axis=1, batch_dims=1)
-        total = tf.reduce_sum(attributions, axis=[1, 2, 3])
-        outputs[c.ATTRIBUTIONS] = attributions
-        outputs[c.APPROXIMATION_ERROR] = tf.math.divide_no_nan(tf.abs(total - delta), tf.abs(delta))
-        outputs[c.SALIENCY] = graph.saliency(attributions)
-        return outputs
+        return self.path_outputs(graph, outputs, logits, attributions, graph.head.logits_fn(baseline))
 
     def reference(
         self,
@@ -239,23 +225,4 @@ class BlurIntegratedGradients(Method):
             direction = factor * (point - _numpy_blur(images, ahead))
             total += direction * copy.gradient(point.astype(np.float32), target)
         baseline = _numpy_blur(images, params.sigmas()[-1]).astype(np.float32)
-        rows = np.arange(len(target))
-        delta = out["logits"][rows, target].astype(np.float64) - copy.logits(baseline)[rows, target]
-        error = np.abs(total.sum(axis=(1, 2, 3)) - delta)
-        out["attributions"] = total.astype(np.float32)
-        out["approximation_error"] = np.where(delta != 0, error / np.where(delta != 0, np.abs(delta), 1.0), 0.0)
-        out["saliency"] = numpy_saliency(out["attributions"], reduction)
-        return out
-
-    def checks(self, served: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], atol: float) -> list[Check]:
-        """The map, the attributions (relative to their largest magnitude) and the error."""
-        scale = max(float(np.max(np.abs(reference[c.ATTRIBUTIONS]))), 1e-12)
-        return [
-            *super().checks(served, reference, atol),
-            ("attributions_relative", max_abs_diff(served[c.ATTRIBUTIONS], reference[c.ATTRIBUTIONS]) / scale, atol),
-            ("approximation_error", max_abs_diff(served[c.APPROXIMATION_ERROR], reference[c.APPROXIMATION_ERROR]), atol),
-        ]
-
-    def figures(self, served: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """The largest completeness error served."""
-        return {"approximation_error_max": float(np.max(served[c.APPROXIMATION_ERROR]))}
+        return self.reference_outputs(out, copy, total, baseline, reduction)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -33,14 +32,8 @@ from exporter._attribution import gradient_at
 from exporter._config_loader import check_int, check_number, set_field
 from exporter._errors import ConfigError
 from exporter._reference import EagerReference
-from exporter.methods.base import (
-    Check,
-    Graph,
-    Method,
-    clean_reference,
-    max_abs_diff,
-    numpy_saliency,
-)
+from exporter.methods._path import PathMethod
+from exporter.methods.base import Graph, clean_reference
 
 __all__ = ["GuidedIntegratedGradients", "GuidedIntegratedGradientsParams"]
 
@@ -198,13 +191,12 @@ def _numpy_guided_path(
     return attr.reshape(image.shape)
 
 
-class GuidedIntegratedGradients(Method):
+class GuidedIntegratedGradients(PathMethod):
     """Guided IG; serves the signed attributions and the completeness error
     |Σ attributions − (F(x) − F(x'))| / |F(x) − F(x')| (as Vertex's `approximation_error`)."""
 
     name = "guided_integrated_gradients"
     params_type = GuidedIntegratedGradientsParams
-    outputs = c.IG_OUTPUTS
 
     def explain(
         self, graph: Graph, images: tf.Tensor, target_class: tf.Tensor, params: GuidedIntegratedGradientsParams
@@ -213,13 +205,7 @@ class GuidedIntegratedGradients(Method):
         target = outputs[c.TARGET_CLASS]
         attributions = guided_path_attributions(graph, images, target, params)
         baseline = tf.fill(tf.shape(images[:1]), tf.constant(params.baseline, tf.float32))
-        baseline_logits = graph.head.logits_fn(baseline)[0]
-        delta = tf.gather(logits, target, axis=1, batch_dims=1) - tf.gather(baseline_logits, target)
-        total = tf.reduce_sum(attributions, axis=[1, 2, 3])
-        outputs[c.ATTRIBUTIONS] = attributions
-        outputs[c.APPROXIMATION_ERROR] = tf.math.divide_no_nan(tf.abs(total - delta), tf.abs(delta))
-        outputs[c.SALIENCY] = graph.saliency(attributions)
-        return outputs
+        return self.path_outputs(graph, outputs, logits, attributions, graph.head.logits_fn(baseline)[0])
 
     def reference(
         self,
@@ -234,23 +220,4 @@ class GuidedIntegratedGradients(Method):
         target = out["target_class"]
         attributions = np.stack([_numpy_guided_path(copy, im, int(t), params) for im, t in zip(images, target, strict=True)])
         base = np.full_like(images, params.baseline)
-        rows = np.arange(len(target))
-        delta = out["logits"][rows, target].astype(np.float64) - copy.logits(base)[rows, target]
-        error = np.abs(attributions.sum(axis=(1, 2, 3)) - delta)
-        out["attributions"] = attributions.astype(np.float32)
-        out["approximation_error"] = np.where(delta != 0, error / np.where(delta != 0, np.abs(delta), 1.0), 0.0)
-        out["saliency"] = numpy_saliency(out["attributions"], reduction)
-        return out
-
-    def checks(self, served: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], atol: float) -> list[Check]:
-        """The map, the attributions (relative to their largest magnitude) and the error."""
-        scale = max(float(np.max(np.abs(reference[c.ATTRIBUTIONS]))), 1e-12)
-        return [
-            *super().checks(served, reference, atol),
-            ("attributions_relative", max_abs_diff(served[c.ATTRIBUTIONS], reference[c.ATTRIBUTIONS]) / scale, atol),
-            ("approximation_error", max_abs_diff(served[c.APPROXIMATION_ERROR], reference[c.APPROXIMATION_ERROR]), atol),
-        ]
-
-    def figures(self, served: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """The largest completeness error served."""
-        return {"approximation_error_max": float(np.max(served[c.APPROXIMATION_ERROR]))}
+        return self.reference_outputs(out, copy, attributions, base, reduction)

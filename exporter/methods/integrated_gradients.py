@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -12,14 +11,8 @@ from exporter import _contract as c
 from exporter._attribution import chunked_weighted_gradients, integrated_gradients_points
 from exporter._config_loader import check_int, check_number, set_field
 from exporter._reference import EagerReference
-from exporter.methods.base import (
-    Check,
-    Graph,
-    Method,
-    clean_reference,
-    max_abs_diff,
-    numpy_saliency,
-)
+from exporter.methods._path import PathMethod
+from exporter.methods.base import Graph, clean_reference
 
 __all__ = ["IntegratedGradients", "IntegratedGradientsParams"]
 
@@ -41,13 +34,12 @@ class IntegratedGradientsParams:
         set_field(self, "baseline", check_number("methods.integrated_gradients.baseline", self.baseline))
 
 
-class IntegratedGradients(Method):
+class IntegratedGradients(PathMethod):
     """(x − x') × the mean path gradient; also serves the signed attributions and the
     completeness error |Σ attributions − Δlogit| / |Δlogit|."""
 
     name = "integrated_gradients"
     params_type = IntegratedGradientsParams
-    outputs = c.IG_OUTPUTS
 
     def explain(
         self, graph: Graph, images: tf.Tensor, target_class: tf.Tensor, params: IntegratedGradientsParams
@@ -66,12 +58,7 @@ class IntegratedGradients(Method):
         attributions = (images - baseline) * mean_gradient
         # One baseline image serves the whole batch: it is the same constant for all.
         baseline_logits = graph.head.logits_fn(baseline[:1])[0]
-        delta = tf.gather(logits, target, axis=1, batch_dims=1) - tf.gather(baseline_logits, target)
-        total = tf.reduce_sum(attributions, axis=[1, 2, 3])
-        outputs[c.ATTRIBUTIONS] = attributions
-        outputs[c.APPROXIMATION_ERROR] = tf.math.divide_no_nan(tf.abs(total - delta), tf.abs(delta))
-        outputs[c.SALIENCY] = graph.saliency(attributions)
-        return outputs
+        return self.path_outputs(graph, outputs, logits, attributions, baseline_logits)
 
     def reference(
         self,
@@ -91,24 +78,4 @@ class IntegratedGradients(Method):
             weight = (0.5 if i in (0, steps) else 1.0) / steps
             point = (base + (i / steps) * (images - base)).astype(np.float32)
             total += weight * copy.gradient(point, target)
-        attributions = (images - base) * total
-        rows = np.arange(len(target))
-        delta = out["logits"][rows, target].astype(np.float64) - copy.logits(base)[rows, target]
-        error = np.abs(attributions.sum(axis=(1, 2, 3)) - delta)
-        out["attributions"] = attributions.astype(np.float32)
-        out["approximation_error"] = np.where(delta != 0, error / np.where(delta != 0, np.abs(delta), 1.0), 0.0)
-        out["saliency"] = numpy_saliency(out["attributions"], reduction)
-        return out
-
-    def checks(self, served: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], atol: float) -> list[Check]:
-        """The map, the attributions (relative to their largest magnitude) and the error."""
-        scale = max(float(np.max(np.abs(reference[c.ATTRIBUTIONS]))), 1e-12)
-        return [
-            *super().checks(served, reference, atol),
-            ("attributions_relative", max_abs_diff(served[c.ATTRIBUTIONS], reference[c.ATTRIBUTIONS]) / scale, atol),
-            ("approximation_error", max_abs_diff(served[c.APPROXIMATION_ERROR], reference[c.APPROXIMATION_ERROR]), atol),
-        ]
-
-    def figures(self, served: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """The largest completeness error served."""
-        return {"approximation_error_max": float(np.max(served[c.APPROXIMATION_ERROR]))}
+        return self.reference_outputs(out, copy, (images - base) * total, base, reduction)
