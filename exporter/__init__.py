@@ -26,7 +26,6 @@ from exporter._config import (  # noqa: E402
     VerificationConfig,
     load_config,
 )
-from exporter._contract import EXPLAIN, IMAGES, SERVING_DEFAULT, TARGET_CLASS  # noqa: E402
 from exporter._diff import diff_versions  # noqa: E402
 from exporter._errors import (  # noqa: E402
     ConfigError,
@@ -49,6 +48,7 @@ from exporter.methods import (  # noqa: E402
     NoParams,
     SmoothGradParams,
 )
+from serving_client.contract import EXPLAIN, IMAGES, SERVING_DEFAULT, TARGET_CLASS  # noqa: E402
 
 __all__ = [
     "EXPLAIN",

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from exporter import _contract as c
 from exporter._cpp_loader import CppLoaderError, CppRuntime
 from exporter._verify import scaled_tolerance
 from exporter._verify_cpp import compare_outputs, serving_signatures
+from serving_client import contract as c
 from serving_client.report import read_report
 
 __all__ = [

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from exporter import _contract as c
 from exporter import methods as _methods
 from exporter._config_loader import (
     EXTRA,
@@ -35,6 +34,7 @@ from exporter._config_loader import (
     set_field,
 )
 from exporter._errors import ConfigError
+from serving_client import contract as c
 
 __all__ = [
     "INPUT_FORMATS",

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from exporter import _contract as c
 from exporter._errors import ConfigError
 from exporter._verify_dir import input_config, reference_samples
+from serving_client import contract as c
 from serving_client.report import ExportReport, ReportError, read_report
 
 __all__ = [

@@ -13,7 +13,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter import methods as _methods
 from exporter._config import ExportConfig, MethodsConfig, load_config
 from exporter._config_loader import to_mapping
@@ -30,6 +29,7 @@ from exporter._verify import verify_export
 from exporter._verify_cpp import CppLoaderCheck
 from exporter._versioning import next_version, staged_version
 from exporter._warmup import WARMUP_FILE, write_warmup_requests
+from serving_client import contract as c
 
 __all__ = ["ExportResult", "SaliencyExporter", "export_model"]
 

@@ -27,10 +27,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._config import InputConfig
 from exporter._errors import UnsupportedModelError
 from exporter._limits import default_max_image_bytes, default_max_pixels
+from serving_client import contract as c
 from serving_client.contract import FLOAT32, IMAGE_BYTES, UINT8
 
 __all__ = [

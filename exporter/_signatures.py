@@ -7,7 +7,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter import methods as _methods
 from exporter._config import InputConfig, LimitsConfig, MethodsConfig
 from exporter._inputs import ImageLimits, image_limits, to_model_input
@@ -15,6 +14,7 @@ from exporter._inputs import images_spec as format_spec
 from exporter._limits import SignatureLimits, check_batch
 from exporter._logits import LogitsHead
 from exporter.methods.base import Graph, Method
+from serving_client import contract as c
 
 __all__ = ["Signatures", "build_signatures"]
 

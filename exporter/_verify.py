@@ -18,13 +18,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from exporter import _contract as c
 from exporter import methods as _methods
 from exporter._config import InputConfig, MethodsConfig, VerificationConfig
 from exporter._errors import VerificationError
 from exporter._inputs import encode_samples
 from exporter._reference import EagerReference, FunctionReference, LogitsCopy, reference_explain
 from exporter._tf1 import Tf1SavedModel
+from serving_client import contract as c
 from serving_client.contract import FLOAT32, INPUT_FORMAT_DTYPES, DataType
 
 __all__ = ["check_contract", "verify_export"]

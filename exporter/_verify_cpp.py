@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from exporter import _contract as c
 from exporter._cpp_loader import CppLoaderError, CppSavedModel, TensorInfo, load_saved_model
 from exporter._errors import VerificationError
 from exporter._tf1 import RecordedRun, Tf1SavedModel
+from serving_client import contract as c
 
 __all__ = ["CPP_LOADER_RTOL", "CppLoaderCheck", "compare_outputs", "serving_signatures"]
 

@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from exporter import _contract as c
 from exporter._config import InputConfig, VerificationConfig
 from exporter._errors import ExportError, VerificationError
 from exporter._files_hash import export_files_sha256
 from exporter._tf1 import recording_runs
 from exporter._warmup import WARMUP_FILE
+from serving_client import contract as c
 from serving_client.report import ExportReport, ReportError, parse_report, read_report
 
 __all__ = ["REPORT_ASSET", "Check", "VerifyResult", "reference_samples", "verify_version"]

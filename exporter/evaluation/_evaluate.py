@@ -12,7 +12,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from exporter import _contract as c
 from exporter import methods as _methods
 from exporter._config import EvaluationConfig, MethodsConfig
 from exporter._errors import ConfigError, EvaluationError
@@ -34,6 +33,7 @@ from exporter.evaluation._maps import (
 )
 from exporter.evaluation._randomization import randomization_test
 from exporter.evaluation._report import EvaluationReport, MethodEvaluation, PerturbationScores
+from serving_client import contract as c
 from serving_client.report import ExportReport, ReportError, read_report
 
 __all__ = ["evaluate_export", "evaluate_saved_model", "evaluated_methods", "run_gate"]

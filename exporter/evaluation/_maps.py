@@ -15,10 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._config import MethodsConfig, methods_from_record
 from exporter._logits import find_logits
 from exporter._signatures import build_signatures
+from serving_client import contract as c
 
 __all__ = ["MapFunction", "SignatureMaps", "methods_config_from_report", "normalized"]
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._reference import EagerReference
 from exporter.methods.base import Check, Graph, Method, max_abs_diff, numpy_saliency
+from serving_client import contract as c
 
 __all__ = ["PathMethod"]
 

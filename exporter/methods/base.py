@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._attribution import resolve_target, saliency_map
 from exporter._logits import LogitsHead
 from exporter._reference import EagerReference, numpy_saliency
+from serving_client import contract as c
 
 __all__ = ["Check", "Graph", "Method", "NoParams", "clean_reference", "max_abs_diff", "numpy_saliency"]
 

@@ -27,13 +27,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._attribution import gradient_at
 from exporter._config_loader import check_int, check_number, set_field
 from exporter._errors import ConfigError
 from exporter._reference import EagerReference
 from exporter.methods._path import PathMethod
 from exporter.methods.base import Graph, clean_reference
+from serving_client import contract as c
 
 __all__ = ["GuidedIntegratedGradients", "GuidedIntegratedGradientsParams"]
 

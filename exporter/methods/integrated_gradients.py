@@ -7,12 +7,12 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._attribution import chunked_weighted_gradients, integrated_gradients_points
 from exporter._config_loader import check_int, check_number, set_field
 from exporter._reference import EagerReference
 from exporter.methods._path import PathMethod
 from exporter.methods.base import Graph, clean_reference
+from serving_client import contract as c
 
 __all__ = ["IntegratedGradients", "IntegratedGradientsParams"]
 

@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._attribution import chunked_weighted_gradients, smoothgrad_points
 from exporter._config_loader import check_int, check_number, check_range, set_field
 from exporter._reference import EagerReference
 from exporter.methods.base import Graph, Method, clean_reference, numpy_saliency
+from serving_client import contract as c
 
 __all__ = ["SmoothGrad", "SmoothGradParams"]
 

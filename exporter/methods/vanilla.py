@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from exporter import _contract as c
 from exporter._attribution import vanilla_gradient
 from exporter._reference import EagerReference, reference_explain
 from exporter.methods.base import Graph, Method, NoParams
+from serving_client import contract as c
 
 __all__ = ["Vanilla"]
 

@@ -83,7 +83,7 @@ def _export_main(name: str, base: str) -> None:
 
     from exporter import ExportConfig, SaliencyExporter, VerificationConfig
     from exporter._config import LimitsConfig, MethodsConfig, methods_from_record
-    from exporter._contract import SERVING_DEFAULT, signature_name
+    from serving_client.contract import SERVING_DEFAULT, signature_name
 
     application, size = MODELS[name]
     keras.utils.set_random_seed(0)
