@@ -85,3 +85,30 @@ def fused_export(tmp_path_factory) -> tuple[keras.Model, Path]:
 def fused_saved(fused_export) -> Tf1SavedModel:
     with Tf1SavedModel(fused_export[1]) as saved:
         yield saved
+
+
+def assert_path_method_signature_def(saved: Tf1SavedModel, signature: str, classes: int = 4) -> None:
+    """A path method's SignatureDef as TF Serving reads it: aliases, dtypes, shapes, the
+    `target_class` default of −1, and an out-of-range target refused in the graph."""
+    import tensorflow as tf
+
+    sig = saved.signature_defs[signature]
+    h, w, ch = INPUT_SHAPE
+    f, i = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
+
+    def spec(infos):
+        return {alias: (x.dtype, [d.size for d in x.tensor_shape.dim]) for alias, x in infos.items()}
+
+    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1])}
+    assert spec(sig.outputs) == {
+        "logits": (f, [-1, classes]),
+        "probabilities": (f, [-1, classes]),
+        "predicted_class": (i, [-1]),
+        "target_class": (i, [-1]),
+        "saliency": (f, [-1, h, w]),
+        "attributions": (f, [-1, h, w, ch]),
+        "approximation_error": (f, [-1]),
+    }
+    np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="target_class out of range"):
+        saved.run(signature, {"images": samples(1), "target_class": np.array([classes], np.int32)})

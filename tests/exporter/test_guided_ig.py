@@ -15,7 +15,13 @@ import tensorflow as tf
 from exporter import ConfigError, ExportConfig, SaliencyExporter, Tf1SavedModel
 from exporter._config import MethodsConfig, config_from_mapping
 from exporter.methods import GuidedIntegratedGradientsParams
-from tests.exporter.helpers import INPUT_SHAPE, export, logits_model, samples
+from tests.exporter.helpers import (
+    INPUT_SHAPE,
+    assert_path_method_signature_def,
+    export,
+    logits_model,
+    samples,
+)
 
 saliency_core = pytest.importorskip("saliency.core")
 pair_guided_ig = pytest.importorskip("saliency.core.guided_ig")
@@ -154,23 +160,4 @@ def test_guided_ig_config_table_is_parsed_and_checked():
 @pytest.mark.integration
 def test_signature_def_as_tf_serving_reads_it(conv_guided_export):
     _, saved = conv_guided_export
-    sig = saved.signature_defs[SIGNATURE]
-    h, w, ch = INPUT_SHAPE
-    f, i = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
-
-    def spec(infos):
-        return {alias: (x.dtype, [d.size for d in x.tensor_shape.dim]) for alias, x in infos.items()}
-
-    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1])}
-    assert spec(sig.outputs) == {
-        "logits": (f, [-1, 4]),
-        "probabilities": (f, [-1, 4]),
-        "predicted_class": (i, [-1]),
-        "target_class": (i, [-1]),
-        "saliency": (f, [-1, h, w]),
-        "attributions": (f, [-1, h, w, ch]),
-        "approximation_error": (f, [-1]),
-    }
-    np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="target_class out of range"):
-        saved.run(SIGNATURE, {"images": samples(1), "target_class": np.array([4], np.int32)})
+    assert_path_method_signature_def(saved, SIGNATURE)
