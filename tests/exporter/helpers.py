@@ -112,3 +112,10 @@ def assert_path_method_signature_def(saved: Tf1SavedModel, signature: str, class
     np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
     with pytest.raises(tf.errors.InvalidArgumentError, match="target_class out of range"):
         saved.run(signature, {"images": samples(1), "target_class": np.array([classes], np.int32)})
+
+
+def linear_head_model() -> keras.Model:
+    """A seeded linear classifier (Flatten → Dense(4)): path methods must be complete on it."""
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input(INPUT_SHAPE)
+    return keras.Model(inputs, keras.layers.Dense(4, name="head")(keras.layers.Flatten()(inputs)))

@@ -17,9 +17,9 @@ from exporter import ConfigError, ExportConfig, SaliencyExporter, Tf1SavedModel
 from exporter._config import MethodsConfig, config_from_mapping
 from exporter.methods import BlurIntegratedGradientsParams
 from tests.exporter.helpers import (
-    INPUT_SHAPE,
     assert_path_method_signature_def,
     export,
+    linear_head_model,
     logits_model,
     samples,
 )
@@ -58,12 +58,6 @@ def _pair_blur_ig(model: keras.Model, image: np.ndarray, target: int, params: Bl
         # the last one's Δσ, which is wrong for the unevenly spaced sqrt levels.
         batch_size=1,
     )
-
-
-def _linear_model() -> keras.Model:
-    keras.utils.set_random_seed(7)
-    inputs = keras.Input(INPUT_SHAPE)
-    return keras.Model(inputs, keras.layers.Dense(4, name="head")(keras.layers.Flatten()(inputs)))
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +116,7 @@ def test_blur_ig_is_complete_on_a_linear_model(tmp_path):
     # Σ_i (γ_i − γ_{i+1}) · w telescopes to w · (x − γ_m) = F(x) − F(baseline) whatever the
     # steps: exact but for float32 rounding (~1e-7 relative per term, 25 levels × 72 features).
     params = BlurIntegratedGradientsParams(steps=25, max_sigma=50.0)
-    path = export(_linear_model(), tmp_path, ExportConfig(methods=_methods(params, 32)))
+    path = export(linear_head_model(), tmp_path, ExportConfig(methods=_methods(params, 32)))
     with Tf1SavedModel(path) as saved:
         out = saved.run(SIGNATURE, {"images": samples(4, seed=8), "target_class": np.array([1], np.int32)})
     assert out["approximation_error"].max() < 1e-5

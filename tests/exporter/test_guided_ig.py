@@ -16,9 +16,9 @@ from exporter import ConfigError, ExportConfig, SaliencyExporter, Tf1SavedModel
 from exporter._config import MethodsConfig, config_from_mapping
 from exporter.methods import GuidedIntegratedGradientsParams
 from tests.exporter.helpers import (
-    INPUT_SHAPE,
     assert_path_method_signature_def,
     export,
+    linear_head_model,
     logits_model,
     samples,
 )
@@ -74,12 +74,6 @@ def _pair_guided_ig(model: keras.Model, image: np.ndarray, target: int, params: 
     )
 
 
-def _linear_model() -> keras.Model:
-    keras.utils.set_random_seed(7)
-    inputs = keras.Input(INPUT_SHAPE)
-    return keras.Model(inputs, keras.layers.Dense(4, name="head")(keras.layers.Flatten()(inputs)))
-
-
 @pytest.fixture(scope="module")
 def conv_guided_export(tmp_path_factory):
     model = logits_model()
@@ -126,7 +120,7 @@ def test_guided_ig_matches_pair_for_other_parameters(params):
 def test_guided_ig_is_complete_on_a_linear_model(tmp_path):
     # Σ_steps Δx · w = w · (x_end − x'), and the path ends within 1e-9 (L1) of the image:
     # error ≤ max|w| · 1e-9 / |Δlogit| plus float32 rounding of the attributions (~1e-7).
-    path = export(_linear_model(), tmp_path, ExportConfig(methods=_methods(PARAMS)))
+    path = export(linear_head_model(), tmp_path, ExportConfig(methods=_methods(PARAMS)))
     with Tf1SavedModel(path) as saved:
         out = saved.run(SIGNATURE, {"images": samples(4, seed=8), "target_class": np.array([1], np.int32)})
     assert out["approximation_error"].max() < 1e-5
