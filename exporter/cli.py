@@ -10,10 +10,11 @@ import argparse
 import dataclasses
 import json
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from exporter import ExportConfig, ExportError, export_model, load_config
+from exporter import ExportConfig, ExportError, _vertex, export_model, load_config
 from exporter import methods as _methods
 from exporter._cli import add_unsafe_flag, configure_logging, split_list, warn_if_unsafe
 from exporter._loading import import_user_modules
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, help="version number (default: next free integer)")
     parser.add_argument("--name", help="model name used in warmup requests and the report")
     parser.add_argument("--config", help="TOML export config (see configs/export.toml)")
+    parser.add_argument(
+        "--vertex-explanation-spec",
+        metavar="FILE",
+        help="a Vertex AI ExplanationSpec JSON: enables its method with its parameters (over "
+        "--config's table for that method; a key both set differently is refused) and records "
+        "its image visualization in the report (docs/vertex-migration.md)",
+    )
     parser.add_argument("--report", help="also write the JSON export report to this file")
     parser.add_argument(
         "--report-html",
@@ -99,8 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(source_options.values()) and not Path(args.model).is_dir():
         parser.error(f"--signature and --logits-tensor apply to a SavedModel directory; {args.model} is not one")
     configure_logging(args.quiet)
+    imported = None
     try:
         config = load_config(args.config) if args.config else ExportConfig()
+        if args.vertex_explanation_spec:
+            imported = _vertex.load_explanation_spec(args.vertex_explanation_spec)
+            raw = tomllib.loads(Path(args.config).read_text(encoding="utf-8")) if args.config else None
+            config = _vertex.apply_to_config(config, imported, explicit=raw)
         overrides = {}
         if args.name:
             overrides["name"] = args.name
@@ -108,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["logits_layer"] = args.logits_layer
         if args.methods:
             enabled = tuple(split_list(args.methods) or ())
+            if imported is not None:
+                enabled = (*enabled, imported.method)  # the spec's method stays enabled
             overrides["methods"] = dataclasses.replace(config.methods, enabled=enabled)
         if args.input_format:
             overrides["input"] = dataclasses.replace(config.input, format=args.input_format)
@@ -131,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             source_options=source_options if Path(args.model).is_dir() else None,
             custom_objects=custom_objects or None,
         )
+        if imported is not None:
+            _report_vertex(imported, path, args)
     except ExportError as error:
         print(f"saliency-export: error: {error}", file=sys.stderr)
         return 1
@@ -141,6 +158,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_html(export_report_html(report), args.report_html)
     print(path)
     return 0
+
+
+def _report_vertex(imported: _vertex.VertexImport, path: Path | str, args: argparse.Namespace) -> None:
+    """Record the spec's visualization in the report; say how to draw as Vertex did."""
+    section = _vertex.record_visualization(path, imported, copies=(args.report,) if args.report else ())
+    if args.quiet:
+        return
+    for note in imported.notes:
+        print(f"saliency-export: vertex: {note}", file=sys.stderr)
+    if section is not None:
+        flags = " ".join(section["client_flags"])
+        print(
+            f"saliency-export: vertex: draw as Vertex did with: saliency-client explain "
+            f"--method {imported.method} {flags}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

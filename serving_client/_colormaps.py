@@ -44,6 +44,12 @@ _PINK_GREEN_HEX = (
     "8e0152", "c51b7d", "de77ae", "f1b6da", "fde0ef", "f7f7f7",
     "e6f5d0", "b8e186", "7fbc41", "4d9221", "276419",
 )  # fmt: skip
+# Vertex AI's other names. RED and GREEN color the magnitude whatever its sign ("Positive:
+# red. Negative: red."): black to the full color. RED_GREEN is diverging, red for negative,
+# green for positive, through a dark gray zero (so weak attributions stay dim on an overlay).
+_RED = ((0.0, 1.0), (0.0, 1.0)), ((0.0, 1.0), (0.0, 0.0)), ((0.0, 1.0), (0.0, 0.0))
+_GREEN = ((0.0, 1.0), (0.0, 0.0)), ((0.0, 1.0), (0.0, 1.0)), ((0.0, 1.0), (0.0, 0.0))
+_RED_GREEN_HEX = ("ff0000", "202020", "00ff00")
 
 
 def _uniform(colors: tuple[tuple[float, float, float], ...]) -> tuple:
@@ -63,12 +69,21 @@ _ANCHORS = {
     "jet": _JET,
     "gray": _GRAY,
     "pink_green": _from_hex(_PINK_GREEN_HEX),
+    "red": _RED,
+    "green": _GREEN,
+    "red_green": _from_hex(_RED_GREEN_HEX),
 }
+# Vertex AI's PINK_WHITE_GREEN is the PiYG palette, which is what pink_green already draws:
+# one table, two names (Vertex's PINK_GREEN and PINK_WHITE_GREEN look the same here).
+_ALIASES = {"pink_white_green": "pink_green"}
 
-#: Colormaps whose middle is the neutral color, meant for signed maps.
-DIVERGING = ("pink_green",)
+#: Colormaps whose middle is the neutral color, meant for signed maps: a positive map uses
+#: their upper half (zero → neutral, positive → green), a negative map the lower half.
+DIVERGING = ("pink_green", "pink_white_green", "red_green")
+#: Colormaps of the magnitude: with polarity "both" both signs get the same color.
+MAGNITUDE = ("red", "green")
 
-COLORMAPS = tuple(sorted(_ANCHORS))
+COLORMAPS = tuple(sorted((*_ANCHORS, *_ALIASES)))
 
 
 @functools.cache
@@ -78,10 +93,10 @@ def lookup_table(name: str) -> np.ndarray:
     Raises:
         ValueError: for an unknown name.
     """
-    if name not in _ANCHORS:
+    if name not in COLORMAPS:
         raise ValueError(f"Unknown colormap {name!r}; expected one of {', '.join(COLORMAPS)}.")
     positions = np.linspace(0.0, 1.0, 256)
-    channels = [np.interp(positions, xs, ys) for xs, ys in _ANCHORS[name]]
+    channels = [np.interp(positions, xs, ys) for xs, ys in _ANCHORS[_ALIASES.get(name, name)]]
     table = np.round(np.stack(channels, axis=-1) * 255).astype(np.uint8)
     table.setflags(write=False)
     return table

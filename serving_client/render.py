@@ -10,16 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from ._colormaps import COLORMAPS, DIVERGING, lookup_table
+from ._colormaps import COLORMAPS, DIVERGING, MAGNITUDE, lookup_table
 
 __all__ = [
     "COLORMAPS",
     "DIVERGING",
+    "MAGNITUDE",
     "OVERLAY_TYPES",
     "POLARITIES",
+    "VISUALIZATION_TYPES",
     "grid",
     "heatmap",
     "load_image",
+    "outline",
     "overlay",
     "save_png",
     "scale_map",
@@ -28,11 +31,17 @@ __all__ = [
 
 #: Which sign of a map is drawn: as Vertex Explainable AI's ``polarity``.
 POLARITIES = ("positive", "negative", "both")
-#: How the map is combined with the image: as Vertex Explainable AI's ``overlay_type``.
-OVERLAY_TYPES = ("original", "grayscale", "mask")
+#: How the map is combined with the image: as Vertex Explainable AI's ``overlay_type``
+#: (``"mask"`` is this module's former name of ``"mask_black"``, still accepted).
+OVERLAY_TYPES = ("original", "grayscale", "mask_black", "none", "mask")
+#: Per-pixel colors, or the outlines of the regions that pass the clip bounds: as Vertex
+#: Explainable AI's visualization ``type`` (``PIXELS``, ``OUTLINES``).
+VISUALIZATION_TYPES = ("pixels", "outlines")
 
 _IMAGE_SUFFIXES_NUMPY = (".npy",)
 _LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+# The structuring element of the outlines' cleanup and boundary: the 8-neighbourhood.
+_OUTLINE_SIZE = 3
 
 
 def heatmap(saliency: np.ndarray, *, colormap: str = "inferno") -> np.ndarray:
@@ -141,8 +150,9 @@ def overlay(
     clip_percentiles: tuple[float, float] | None = None,
     polarity: str = "positive",
     overlay_type: str = "original",
+    visualization_type: str = "pixels",
 ) -> np.ndarray:
-    """Blend a colored saliency map over its image.
+    """Blend a colored saliency map over its image, or outline its strongest regions.
 
     The map goes through :func:`scale_map` (its maximum becomes 1, negative values count as
     0 unless ``polarity`` says otherwise); clip percentiles keep a few hot pixels from
@@ -153,15 +163,23 @@ def overlay(
         saliency: ``[H, W]``, same H and W as the image: a map in ``[0, 1]`` or a signed one
             (see :func:`signed_map`).
         colormap: see :func:`heatmap`; default ``"inferno"``, or ``"pink_green"`` (pink
-            negative, gray zero, green positive) for ``polarity="both"``.
+            negative, gray zero, green positive) for ``polarity="both"``. A diverging map
+            (:data:`DIVERGING`) draws a positive map with its upper half (green) and a
+            negative one with its lower half (pink); :data:`MAGNITUDE` maps (``red``,
+            ``green``) color both signs alike.
         alpha: weight of the heatmap, in ``[0, 1]``.
         clip_percentile: e.g. ``99``, same as ``clip_percentiles=(0, 99)``; kept for
             compatibility.
         clip_percentiles: ``(low, high)``, e.g. ``(70, 99.9)``; default ``(0, 100)``.
         polarity: ``"positive"``, ``"negative"`` or ``"both"`` (see :func:`scale_map`).
         overlay_type: ``"original"`` blends over the image; ``"grayscale"`` over its luma,
-            so the colors stand out; ``"mask"`` shows the image only where the map is high
-            (each pixel times the scaled magnitude; ``colormap`` and ``alpha`` are unused).
+            so the colors stand out; ``"mask_black"`` (or ``"mask"``) shows the image only
+            where the map is high (each pixel times the scaled magnitude; ``colormap`` and
+            ``alpha`` are unused with pixels); ``"none"`` draws the colored map alone.
+        visualization_type: ``"pixels"`` colors every pixel by its value; ``"outlines"``
+            draws the boundary of the regions that pass the clip bounds (see
+            :func:`outline`) in the colormap's color of their sign, over the image as
+            ``overlay_type`` says (``alpha`` unused).
 
     Returns:
         uint8 ``[H, W, 3]``.
@@ -192,19 +210,101 @@ def overlay(
             f"saliency shape {values.shape} does not match the image's height and width "
             f"{rgb.shape[:2]}."
         )
+    if visualization_type not in VISUALIZATION_TYPES:
+        raise ValueError(
+            f"Unknown visualization_type {visualization_type!r}; expected one of "
+            f"{', '.join(VISUALIZATION_TYPES)}."
+        )
     scaled = scale_map(values, polarity=polarity, clip_percentiles=clip_percentiles or (0.0, 100.0))
-    if overlay_type == "mask":
-        masked = rgb * np.abs(scaled)[..., np.newaxis]
-        return np.rint(np.clip(masked, 0.0, 1.0) * 255).astype(np.uint8)
-    if overlay_type == "grayscale":
-        rgb = np.repeat((rgb @ _LUMA)[..., np.newaxis], 3, axis=2)
     if colormap is None:
         colormap = "pink_green" if polarity == "both" else "inferno"
-    # A signed map [-1, 1] uses the whole colormap, zero at its middle.
-    indices = (scaled + 1.0) / 2.0 if polarity == "both" else scaled
-    colors = heatmap(indices, colormap=colormap).astype(np.float32) / 255.0
-    blended = (1.0 - alpha) * rgb + alpha * colors
-    return np.rint(np.clip(blended, 0.0, 1.0) * 255).astype(np.uint8)
+    lookup_table(colormap)  # an unknown name is refused before any drawing
+    if overlay_type in ("mask", "mask_black"):
+        base = rgb * np.abs(scaled)[..., np.newaxis]
+    elif overlay_type == "grayscale":
+        base = np.repeat((rgb @ _LUMA)[..., np.newaxis], 3, axis=2)
+    elif overlay_type == "none":
+        base = np.zeros_like(rgb)
+    else:
+        base = rgb
+    if visualization_type == "outlines":
+        return _to_uint8_rgb(np.clip(_draw_outlines(base, scaled, polarity, colormap), 0.0, 1.0))
+    if overlay_type in ("mask", "mask_black"):
+        return _to_uint8_rgb(np.clip(base, 0.0, 1.0))
+    colors = heatmap(_color_positions(scaled, polarity, colormap), colormap=colormap)
+    colors = colors.astype(np.float32) / 255.0
+    if overlay_type == "none":
+        return _to_uint8_rgb(colors)
+    blended = (1.0 - alpha) * base + alpha * colors
+    return _to_uint8_rgb(np.clip(blended, 0.0, 1.0))
+
+
+def outline(region: np.ndarray) -> np.ndarray:
+    """The boundary pixels of a region mask, after removing specks thinner than 3 pixels.
+
+    The cleanup is a binary opening (erosion then dilation) with a 3×3 square; the boundary
+    is what the same erosion removes from the opened region (its inner 8-connected rim).
+    Outside the image counts as background, so a region that touches an edge is outlined
+    along it. Numpy only (shifted views of a padded array), no SciPy.
+
+    Args:
+        region: ``[H, W]`` bool (or values, nonzero = in the region).
+
+    Returns:
+        bool ``[H, W]``: True on the boundary of the cleaned region.
+
+    Raises:
+        ValueError: if the mask is not 2-D.
+    """
+    mask = np.asarray(region).astype(bool)
+    if mask.ndim != 2:
+        raise ValueError(f"region must be a [H, W] mask; got shape {mask.shape}.")
+    opened = _dilate(_erode(mask))
+    return opened & ~_erode(opened)
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    height, width = mask.shape
+    padded = np.pad(mask, _OUTLINE_SIZE // 2, constant_values=False)
+    out = np.ones_like(mask)
+    for dy in range(_OUTLINE_SIZE):
+        for dx in range(_OUTLINE_SIZE):
+            out &= padded[dy : dy + height, dx : dx + width]
+    return out
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    height, width = mask.shape
+    padded = np.pad(mask, _OUTLINE_SIZE // 2, constant_values=False)
+    out = np.zeros_like(mask)
+    for dy in range(_OUTLINE_SIZE):
+        for dx in range(_OUTLINE_SIZE):
+            out |= padded[dy : dy + height, dx : dx + width]
+    return out
+
+
+def _color_positions(scaled: np.ndarray, polarity: str, colormap: str) -> np.ndarray:
+    """Where in the colormap each pixel's color is, in [0, 1]."""
+    if colormap in DIVERGING:
+        signed = -scaled if polarity == "negative" else scaled
+        return (signed + 1.0) / 2.0  # zero at the neutral middle
+    if polarity == "both" and colormap not in MAGNITUDE:
+        return (scaled + 1.0) / 2.0  # a signed map [-1, 1] uses the whole colormap
+    return np.abs(scaled)
+
+
+def _draw_outlines(base: np.ndarray, scaled: np.ndarray, polarity: str, colormap: str) -> np.ndarray:
+    """``base`` with the outline of each sign's region (magnitude above the floor) drawn on it."""
+    table = lookup_table(colormap).astype(np.float32) / 255.0
+    out = base.copy()
+    signs = {"positive": (1.0,), "negative": (-1.0,), "both": (1.0, -1.0)}[polarity]
+    for sign in signs:
+        # scale_map gives the negative polarity's magnitude as positive values.
+        region = (scaled > 0) if polarity == "negative" else (sign * scaled > 0)
+        value = sign if polarity != "negative" else 1.0
+        position = float(_color_positions(np.asarray([[value]]), polarity, colormap)[0, 0])
+        out[outline(region)] = table[int(np.rint(position * 255))]
+    return out
 
 
 def grid(

@@ -75,6 +75,21 @@ REPORT_FIELDS: dict[str, frozenset[str] | None] = {
     "limits": frozenset({"memory_budget_mib", "max_images", "measurement", "signatures", "input"}),
     "export_files": frozenset({"sha256", "algorithm"}),
     "evaluation": None,
+    # Rendering defaults imported from a Vertex ExplanationSpec (serving_client.visualization).
+    "visualization": frozenset(
+        {
+            "type",
+            "polarity",
+            "color_map",
+            "clip_percent_upperbound",
+            "clip_percent_lowerbound",
+            "overlay_type",
+            "defaulted",
+            "method",
+            "source",
+            "client_flags",
+        }
+    ),
 }
 
 
@@ -223,6 +238,13 @@ class ExportReport:
     def evaluation(self) -> Mapping[str, Any] | None:
         """The evaluation gate's result, when the export ran it."""
         return self.raw.get("evaluation")
+
+    @property
+    def visualization(self) -> Mapping[str, Any] | None:
+        """The rendering defaults an imported Vertex spec recorded (``saliency-export
+        --vertex-explanation-spec``): Vertex's visualization fields, snake_case, and the
+        equivalent ``saliency-client`` flags (``client_flags``); None without one."""
+        return self.raw.get("visualization")
 
     def unknown_fields(self) -> list[str]:
         """Fields of the report the schema (:data:`REPORT_FIELDS`) does not describe, dotted."""
