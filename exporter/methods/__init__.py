@@ -68,6 +68,7 @@ from exporter.methods.guided_integrated_gradients import (
 from exporter.methods.integrated_gradients import IntegratedGradients, IntegratedGradientsParams
 from exporter.methods.smoothgrad import SmoothGrad, SmoothGradParams
 from exporter.methods.vanilla import Vanilla
+from exporter.methods.xrai import Xrai
 
 __all__ = [
     "BlurIntegratedGradientsParams",
@@ -99,6 +100,7 @@ _BUILT_IN: tuple[Method, ...] = (
     GradCam(),
     BlurIntegratedGradients(),
     GuidedIntegratedGradients(),
+    Xrai(),
 )
 _REGISTRY: dict[str, Method] = {method.name: method for method in _BUILT_IN}
 
