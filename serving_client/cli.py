@@ -8,6 +8,7 @@ one line on stderr and exit 1; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     if args.command == "ui":
         return _ui(args)
+    try:
+        if hasattr(args, "alpha"):
+            _resolve_drawing(args)
+    except (OSError, ValueError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, _UsageError) else 1
     try:
         with ServingClient(
             args.server,
@@ -93,7 +100,8 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
     loaded = _load_images(client, args.images, signature)
     images = loaded.shown
     explanations = [
-        client.explain(batch, args.target_class, signature=signature) for batch in loaded.batches()
+        _regions(client.explain(batch, args.target_class, signature=signature), batch)
+        for batch in loaded.batches()
     ]
     out_dir = Path(args.out)
     used: set[Path] = set()
@@ -137,7 +145,7 @@ def _compare(client: ServingClient, args: argparse.Namespace) -> int:
     image, sent = loaded.shown[0], loaded.batches()[0]
     cells, titles = [image], ["input"]
     for method in methods:
-        explanation = client.explain(sent, args.target_class, method=method)
+        explanation = _regions(client.explain(sent, args.target_class, method=method), sent)
         cells.append(_overlay(image, explanation, 0, args))
         predicted, target = int(explanation.predicted_class[0]), int(explanation.target_class[0])
         titles.append(f"{method} (class {target})")
@@ -149,6 +157,22 @@ def _compare(client: ServingClient, args: argparse.Namespace) -> int:
     written = render.save_png(picture, Path(args.out) / f"{Path(args.image).stem}_compare.png")
     print(f"grid={written}")
     return 0
+
+
+def _regions(explanation: Explanation, sent: Any) -> Explanation:
+    """XRAI's answer is its IG attributions; its region map is made here (serving_client.xrai)."""
+    if explanation.method != "xrai":
+        return explanation
+    from .xrai import xrai_explanation
+
+    try:
+        return xrai_explanation(explanation, sent)
+    except ImportError as error:
+        raise ValueError(
+            f"XRAI's regions need scikit-image ({error.name} is missing): pip install "
+            "'saliency-serving[xrai]'; the served IG attributions alone are --method "
+            "integrated_gradients."
+        ) from None
 
 
 def _overlay(image: np.ndarray, explanation: Explanation, row: int, args: argparse.Namespace) -> np.ndarray:
@@ -174,7 +198,60 @@ def _overlay(image: np.ndarray, explanation: Explanation, row: int, args: argpar
         clip_percentiles=args.clip_percentiles,
         polarity=args.polarity,
         overlay_type=args.overlay_type,
+        visualization_type=args.visualization_type,
     )
+
+
+class _UsageError(ValueError):
+    """Flags that contradict each other (exit 2, as argparse's own usage errors)."""
+
+
+def _resolve_drawing(args: argparse.Namespace) -> None:
+    """One set of drawing options: explicit flags, else the --visualization file, else defaults.
+
+    Sets ``args.polarity``, ``args.overlay_type``, ``args.visualization_type``,
+    ``args.colormap`` and ``args.clip_percentiles`` (``args.clip_percentile`` stays for the
+    renderer's single-percentile form).
+    """
+    bounds = (args.clip_percent_lowerbound, args.clip_percent_upperbound)
+    if any(b is not None for b in bounds) and (args.clip_percentile is not None or args.clip_percentiles):
+        raise _UsageError(
+            "--clip-percent-lowerbound/--clip-percent-upperbound are Vertex's names of "
+            "--clip-percentiles LOW,HIGH; give one spelling, not both."
+        )
+    options: dict[str, Any] = {
+        "polarity": "positive",
+        "overlay_type": "original",
+        "visualization_type": "pixels",
+        "colormap": None,
+        "clip_percentiles": None,
+    }
+    if args.visualization is not None:
+        from .visualization import Visualization
+
+        path = Path(args.visualization)
+        try:
+            block = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise ValueError(f"--visualization {path}: not JSON: {error}") from None
+        if isinstance(block, dict) and set(block) == {"visualization"}:
+            block = block["visualization"]
+        method = getattr(args, "method", None) or ""
+        resolved = Visualization.from_vertex(block, method=method, where=f"{path}: visualization")
+        options.update(resolved.render_options())
+    for name in ("polarity", "overlay_type", "visualization_type", "colormap"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.clip_percentiles is not None or args.clip_percentile is not None:
+        options["clip_percentiles"] = args.clip_percentiles
+    elif any(b is not None for b in bounds):
+        low, high = options["clip_percentiles"] or (0.0, 100.0)
+        options["clip_percentiles"] = (
+            low if bounds[0] is None else bounds[0],
+            high if bounds[1] is None else bounds[1],
+        )
+    for name, value in options.items():
+        setattr(args, name, value)
 
 
 def _percentiles(text: str) -> tuple[float, float]:
@@ -310,13 +387,32 @@ def _parser() -> argparse.ArgumentParser:
 
     drawing = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     drawing.add_argument("--target-class", type=int, metavar="N", help="class to explain")
-    drawing.add_argument(
+    vertex = drawing.add_argument_group(
+        "drawing (Vertex Explainable AI's visualization names; docs/vertex-migration.md)"
+    )
+    vertex.add_argument(
+        "--visualization",
+        metavar="FILE",
+        help="a Vertex visualization JSON block (or {\"visualization\": {...}}); its missing "
+        "fields take Vertex's defaults, and the flags below override it",
+    )
+    vertex.add_argument(
+        "--visualization-type",
+        type=str.lower,
+        choices=render.VISUALIZATION_TYPES,
+        help="pixels (default): color each pixel; outlines: outline the regions above the lower "
+        "clip bound (Vertex's PIXELS, OUTLINES)",
+    )
+    vertex.add_argument(
         "--colormap",
+        "--color-map",
+        dest="colormap",
+        type=str.lower,
         choices=render.COLORMAPS,
         help="default inferno, or pink_green with --polarity both",
     )
-    drawing.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in [0, 1]")
-    clipping = drawing.add_mutually_exclusive_group()
+    vertex.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in [0, 1]")
+    clipping = vertex.add_mutually_exclusive_group()
     clipping.add_argument(
         "--clip-percentile", type=float, metavar="P", help="clip saliency above this percentile"
     )
@@ -326,13 +422,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LOW,HIGH",
         help="hide values below the LOW percentile, clip above the HIGH one",
     )
-    drawing.add_argument(
-        "--polarity",
-        choices=render.POLARITIES,
-        default="positive",
-        help="negative/both draw the signed IG attributions",
+    vertex.add_argument(
+        "--clip-percent-lowerbound",
+        type=float,
+        metavar="LOW",
+        help="Vertex's name of --clip-percentiles' LOW (default 0)",
     )
-    drawing.add_argument("--overlay-type", choices=render.OVERLAY_TYPES, default="original")
+    vertex.add_argument(
+        "--clip-percent-upperbound",
+        type=float,
+        metavar="HIGH",
+        help="Vertex's name of --clip-percentiles' HIGH (default 100)",
+    )
+    vertex.add_argument(
+        "--polarity",
+        type=str.lower,
+        choices=render.POLARITIES,
+        help="positive (default); negative/both draw the signed IG attributions",
+    )
+    vertex.add_argument(
+        "--overlay-type",
+        type=str.lower,
+        choices=render.OVERLAY_TYPES,
+        help="original (default), grayscale, mask_black (mask), none: the map alone",
+    )
     drawing.add_argument(
         "--out", required=True, metavar="DIR", help="where to write the PNG(s)"
     )
