@@ -24,8 +24,8 @@ NEW = ("explain_smoothgrad", "explain_integrated_gradients", "explain_gradient_x
 # Small counts and an internal batch that does not divide them: a partial last chunk.
 # Grad-CAM has its own tests (test_gradcam.py): it needs a spatial layer, which linear_model lacks.
 # Blur IG and Guided IG are checked against PAIR's implementation in their own tests
-# (test_blur_ig.py, test_guided_ig.py).
-OWN_TESTS = ("gradcam", "blur_integrated_gradients", "guided_integrated_gradients")
+# (test_blur_ig.py, test_guided_ig.py), and XRAI's IG in test_xrai.py.
+OWN_TESTS = ("gradcam", "blur_integrated_gradients", "guided_integrated_gradients", "xrai")
 ALL = MethodsConfig(
     enabled=tuple(m for m in methods.names() if m not in OWN_TESTS),
     internal_batch=5,
@@ -88,12 +88,19 @@ def test_new_signatures_names_dtypes_shapes_and_defaults(conv_export):
     for name in NEW:
         sig = sigs[name]
         spec = lambda infos: {a: (x.dtype, [d.size for d in x.tensor_shape.dim]) for a, x in infos.items()}  # noqa: E731
-        assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1])}
+        # The per-request parameters: optional inputs whose defaults are the export's values.
+        request = {
+            "explain_smoothgrad": {"samples": (i, [-1]), "noise": (f, [-1])},
+            "explain_integrated_gradients": {
+                "steps": (i, [-1]), "samples": (i, [-1]), "noise": (f, [-1]), "baseline": (f, [-1, -1, h, w, ch])
+            },
+        }.get(name, {})
+        assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1]), **request}
         expected = dict(explain_outputs)
         if name == "explain_integrated_gradients":
             expected |= {"attributions": (f, [-1, h, w, ch]), "approximation_error": (f, [-1])}
         assert spec(sig.outputs) == expected
-        assert list(sig.defaults) == ["target_class"]
+        assert sorted(sig.defaults) == sorted(["target_class", *request])
         np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
 
 

@@ -17,6 +17,7 @@ from exporter import (
 )
 from exporter import methods as registry
 from exporter.methods import BlurIntegratedGradientsParams, GuidedIntegratedGradientsParams
+from exporter.methods.xrai import XraiParams
 from serving_client import contract
 from serving_client.report import REPORT_FIELDS, parse_report, read_report
 
@@ -46,6 +47,7 @@ def exported(tmp_path_factory) -> tuple[Path, dict]:
                 # Few steps: each is verified against its slow eager reference.
                 BlurIntegratedGradientsParams(steps=4),
                 GuidedIntegratedGradientsParams(steps=4),
+                XraiParams(steps=4),
             ],
         ),
     )
