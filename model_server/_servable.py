@@ -155,7 +155,7 @@ def load_saved_model(name: str, version: int, path: Path) -> LoadedServable:
     import tensorflow as tf
 
     graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
+    session = tf.compat.v1.Session(graph=graph, config=session_config())
     try:
         with graph.as_default(), _quiet_deprecations():
             meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
@@ -163,6 +163,28 @@ def load_saved_model(name: str, version: int, path: Path) -> LoadedServable:
         session.close()
         raise
     return LoadedServable(name, version, path, graph, session, meta_graph)
+
+
+def session_config() -> Any:
+    """The ConfigProto of every version's Session: TF's defaults, thread spinning off.
+
+    TF's inter- and intra-op thread pools (one per process each, made with the first
+    Session's config) spin after their work by default. In the server that spinning takes
+    the cores from the gRPC and Python work of the same request, which follows at once: at
+    batch 1 on the demo CNN (2 cores) it cost ~0.9 ms of the gRPC round trip, at batch 32
+    ~0.7 ms (docs/benchmarks.md, "Server overhead"). Thread counts stay TF's (and TF
+    Serving's) default, all cores. TF Serving sets the same field through its
+    ``--platform_config_file`` (``session_config { experimental { disable_thread_spinning:
+    true } }``).
+
+    Returns:
+        A ``tf.compat.v1.ConfigProto``.
+    """
+    import tensorflow as tf
+
+    config = tf.compat.v1.ConfigProto()
+    config.experimental.disable_thread_spinning = True
+    return config
 
 
 def _quiet_deprecations() -> contextlib.AbstractContextManager[Any]:

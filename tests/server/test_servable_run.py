@@ -47,3 +47,17 @@ def test_cached_callable_keeps_tensorflow_errors(export_pool) -> None:
             servable.run(fetches, {signature.inputs[alias].name: wrong})
     finally:
         servable.close()
+
+
+def test_session_keeps_tensorflow_thread_counts_and_turns_spinning_off(export_pool) -> None:
+    # TF Serving's defaults (0: TF picks all cores) for the pool sizes; only spinning is off
+    # (docs/benchmarks.md, "Server overhead").
+    servable = load_saved_model("m", 1, export_pool["scale1"])
+    try:
+        config = servable.session._config
+        assert config.experimental.disable_thread_spinning
+        assert config.inter_op_parallelism_threads == 0
+        assert config.intra_op_parallelism_threads == 0
+        assert not config.use_per_session_threads
+    finally:
+        servable.close()
