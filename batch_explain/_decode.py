@@ -72,12 +72,14 @@ def decode(record: Record, export: ExportSignature) -> np.ndarray | bytes:
                 raise DecodeError(
                     f"the export takes {channels} channels; images decode to 1 (L) or 3 (RGB)"
                 )
-            converted = picture.convert("L" if channels == 1 else "RGB")
+            mode = "L" if channels == 1 else "RGB"
+            # The core image is freed when the file closes, so the pixels are read here; an
+            # image already in the export's mode is read as it is (convert would copy it).
+            pixels = np.asarray(picture if picture.mode == mode else picture.convert(mode), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         if isinstance(error, DecodeError):
             raise
         raise DecodeError(f"cannot decode the bytes as an image: {error}") from error
-    pixels = np.asarray(converted, dtype=np.uint8)
     if pixels.ndim == 2:
         pixels = pixels[..., np.newaxis]
     if export.input_format == UINT8:

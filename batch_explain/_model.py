@@ -18,6 +18,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from serving_client import contract
 
+from ._timing import NAMESPACE, record_batch, start_batch
+
 __all__ = ["ExportSignature", "SignatureModelHandler", "read_signature", "resolve_version"]
 
 _VERSION = re.compile(r"^\d+$")
@@ -239,6 +241,7 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         """Call the signature once on the whole batch and split its outputs per example."""
         import tensorflow as tf
 
+        started = start_batch()
         padded = list(batch)
         if self._pad_to is not None and len(padded) < self._pad_to:
             padded += [batch[0]] * (self._pad_to - len(padded))
@@ -250,10 +253,12 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         arrays = {name: tensor.numpy() for name, tensor in outputs.items()}
         if self._steps and not isinstance(batch[0].pixels, bytes) and images.dtype == np.float32:
             arrays.update(_faithfulness(model._predict, images[: len(batch)], arrays, self._steps, self._blur_sigma))
-        return [
+        results = [
             PredictionResult(example, {name: values[row] for name, values in arrays.items()})
             for row, example in enumerate(batch)
         ]
+        record_batch(started)
+        return results
 
     def get_num_bytes(self, batch: Sequence[ExplainInput]) -> int:
         """Bytes of pixels in the batch (Beam's throughput metrics)."""
@@ -261,7 +266,7 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
 
     def get_metrics_namespace(self) -> str:
         """The namespace of the RunInference metrics."""
-        return "saliency_batch"
+        return NAMESPACE
 
 
 #: Output names of the faithfulness scores (not signature outputs; computed beside them).

@@ -2,7 +2,8 @@
 
 Everything that runs in parallel is Beam's: ``fileio``/``ReadAllFromTFRecord`` split the input,
 ``RunInference`` batches and loads the model once per worker, its ``with_exception_handling``
-dead-letter output catches failed batches, ``WriteToParquet``/``WriteToText`` write the shards.
+dead-letter output catches failed batches, ``WriteToParquetBatched`` (tables built per
+batch of rows) and ``WriteToText`` write the shards.
 The same pipeline runs on the DirectRunner (``--direct_running_mode multi_processing``),
 Dataflow, Flink and Spark.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.parquetio import WriteToParquet
+from apache_beam.io.parquetio import WriteToParquetBatched
 from apache_beam.io.tfrecordio import ReadAllFromTFRecord
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -27,7 +28,7 @@ from serving_client import contract
 from ._decode import DecodeError, Record, content_id, explain_input
 from ._heatmaps import HeatmapOptions, draw, heatmap_name, selected
 from ._model import ExportSignature, SignatureModelHandler, read_signature
-from ._schema import OUTPUT_SCHEMA, row
+from ._schema import OUTPUT_SCHEMA, TableBuilder, row
 from ._summary import DeadLetterSummary, RowSummary, render_html
 
 __all__ = ["INPUT_FORMATS", "BatchOptions", "build_pipeline"]
@@ -136,12 +137,11 @@ class _ParseExample(beam.DoFn):
             )
             return
         features = example.features.feature
-        fallback_id = content_id(serialized)
         image = features[self._image].bytes_list.value if self._image in features else []
         if len(image) != 1:
             yield beam.pvalue.TaggedOutput(
                 _DEAD,
-                _letter(fallback_id, source, "read",
+                _letter(content_id(serialized), source, "read",
                         f"feature {self._image!r} must hold one bytes value; found {len(image)} "
                         f"(features: {', '.join(sorted(features))})"),
             )
@@ -200,6 +200,31 @@ class _Rows(beam.DoFn):
             with FileSystems.create(f"{self._output}/{name}") as stream:
                 stream.write(png)
         yield row(key, outputs, version=self._export.version, signature=self._export.signature, heatmap=name)
+
+
+class _Tables(beam.DoFn):
+    """Rows → ``pyarrow.Table`` s of :data:`OUTPUT_SCHEMA` for ``WriteToParquetBatched``: a table
+    (a Parquet row group) per ``rows_per_table`` rows, and the rest at the end of each bundle."""
+
+    def __init__(self, rows_per_table: int = 4096) -> None:
+        self._rows_per_table = rows_per_table
+        self._builder: TableBuilder | None = None
+
+    def start_bundle(self) -> None:
+        self._builder = TableBuilder()
+
+    def process(self, table_row: dict[str, Any]) -> Iterator[Any]:
+        builder = self._builder
+        if builder is None:  # the runner always starts a bundle first; this keeps mypy sure
+            builder = self._builder = TableBuilder()
+        builder.add(table_row)
+        if len(builder) >= self._rows_per_table:
+            yield builder.build()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if self._builder is not None and len(self._builder):
+            # a batch job's rows are in the global window, as Beam's own WriteToParquet assumes
+            yield beam.transforms.window.GlobalWindows.windowed_value_at_end_of_window(self._builder.build())
 
 
 def _failed_batch(element: tuple[Any, Any]) -> Iterator[dict[str, str]]:
@@ -298,7 +323,7 @@ def build_pipeline(
         decoded.inputs | "Explain" >> RunInference(handler).with_exception_handling()
     )
     rows = results | "Rows" >> beam.ParDo(_Rows(export, options)).with_outputs(_DEAD, main="rows")
-    _ = rows.rows | "WriteParquet" >> WriteToParquet(
+    _ = rows.rows | "Tables" >> beam.ParDo(_Tables()) | "WriteParquet" >> WriteToParquetBatched(
         f"{output}/explanations",
         OUTPUT_SCHEMA,
         file_name_suffix=".parquet",

@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from apache_beam.options.pipeline_options import PipelineOptions
 
         from . import BatchOptions, HeatmapOptions, build_pipeline
+        from ._timing import batch_timing
     except ImportError as error:
         print(f"saliency-batch needs Apache Beam: install the 'batch' extra ({error}).", file=sys.stderr)
         return 2
@@ -109,10 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"saliency-batch: {error}", file=sys.stderr)
         return 2
-    started = time.perf_counter()
+    started = time.time()  # the workers' batch timestamps use the same clock
     result = pipeline.run()
     state = result.wait_until_finish()
-    seconds = time.perf_counter() - started
+    finished = time.time()
+    seconds = finished - started
     if str(state) not in ("DONE", "PipelineState.DONE"):
         print(f"saliency-batch: the pipeline ended in state {state}.", file=sys.stderr)
         return 1
@@ -126,9 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"done in {seconds:.1f} s; summary={summary_path}")
         return 0
     explained, failed = summary["explained"], summary["failed"]
+    # Start-up (workers importing TensorFlow, loading the model) ends at the first signature
+    # call; the steady rate is what the rest of the job ran at, start-up excluded.
+    steady = ""
+    timing = batch_timing(result)
+    if timing is not None and finished > timing.first_start:
+        steady = (
+            f"startup_seconds={timing.first_start - started:.1f}\t"
+            f"steady_images_per_s={explained / (finished - timing.first_start):.1f}\t"
+            f"worker_cpu_ms_per_image={1000 * timing.worker_cpu_seconds / max(explained, 1):.3f}\t"
+        )
     print(
         f"explained={explained}\tfailed={failed}\tseconds={seconds:.1f}\t"
-        f"images_per_s={explained / seconds:.1f}\tsummary={summary_path}"
+        f"images_per_s={explained / seconds:.1f}\t{steady}summary={summary_path}"
     )
     return 0
 

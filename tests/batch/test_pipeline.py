@@ -235,6 +235,62 @@ def test_cli_runs_the_pipeline_and_passes_beam_options_through(inputs, tmp_path,
     assert code == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("explained=10\tfailed=0\t") and "images_per_s=" in line
+    fields = dict(part.split("=", 1) for part in line.split("\t"))
+    # the steady rate leaves the start-up out, so it is at least the whole job's rate
+    assert float(fields["startup_seconds"]) >= 0
+    assert float(fields["steady_images_per_s"]) >= float(fields["images_per_s"]) > 0
+    assert float(fields["worker_cpu_ms_per_image"]) > 0
+
+
+def test_batch_timing_is_on_the_workers_clocks_within_the_job(inputs, tmp_path):
+    """The first call's start and the last one's end lie inside the job as this process's
+    clock saw it; one timestamp pair per signature call (10 digits in calls of 4: 3 calls)."""
+    import time
+
+    from batch_explain._timing import batch_timing
+
+    options = BatchOptions(model_base_path=str(DEMO_BASE), input=str(inputs / "digit_0000*.png"),
+                           output=str(tmp_path / "out"), min_batch_size=4, max_batch_size=4,
+                           heatmaps=HeatmapOptions(fraction=0.0))
+    pipeline = build_pipeline(options, PipelineOptions([]))
+    before = time.time()
+    result = pipeline.run()
+    result.wait_until_finish()
+    after = time.time()
+    timing = batch_timing(result)
+    assert timing is not None
+    assert before - 0.001 <= timing.first_start <= timing.last_end <= after + 0.001
+    assert timing.batches == 3
+    assert timing.worker_cpu_seconds > 0
+
+
+def test_table_builder_equals_pyarrows_own_conversion_of_the_rows():
+    """Rows with float32 arrays, built column by column, equal pyarrow's conversion of the same
+    rows as Python lists (the way WriteToParquet took them)."""
+    import pyarrow as pa
+
+    from batch_explain._schema import TableBuilder, row
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(5):
+        outputs = {
+            "probabilities": rng.random(10, dtype=np.float32), "logits": rng.normal(size=10).astype(np.float32),
+            "predicted_class": np.int64(index), "target_class": np.int32(9 - index),
+            "saliency": rng.random((28, 28), dtype=np.float32),
+            **({"approximation_error": np.float32(0.25)} if index % 2 else {}),
+        }
+        rows.append(row((f"id{index}", "src", index if index % 3 else None), outputs, version=7,
+                        signature="explain", heatmap=None if index % 2 else f"h{index}.png"))
+    builder = TableBuilder()
+    for table_row in rows:
+        builder.add(table_row)
+    assert len(builder) == 5
+    built = builder.build()
+    as_lists = [{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in rows]
+    assert built.equals(pa.Table.from_pylist(as_lists, schema=OUTPUT_SCHEMA))
+    assert built.column("saliency")[3].as_py() == rows[3]["saliency"].tolist()
+    assert len(builder) == 0 and builder.build().num_rows == 0
 
 
 def test_cli_names_the_signatures_an_export_has(inputs, tmp_path, capsys):
