@@ -61,6 +61,17 @@ def test_region_map_and_masks_equal_pairs_xrai(size):
     assert ours.saliency.min() == 0.0 and ours.saliency.max() == 1.0
 
 
+def test_a_grayscale_mnist_sized_image_equals_pairs_xrai():
+    image = synthetic_scene(28, seed=5)[..., :1]
+    attributions = _attributions(image, seed=6)
+    ours = xrai_regions(image, attributions)
+    pair = _pair(image, attributions)
+    assert np.abs(ours.density - pair.attribution_mask).max() < 1e-5 * np.abs(attributions).max()
+    assert len(ours.masks) == len(pair.segments)
+    for mask, reference in zip(ours.masks, pair.segments, strict=True):
+        np.testing.assert_array_equal(mask, reference)
+
+
 def test_area_threshold_and_min_pixel_diff_follow_pair():
     image = synthetic_scene(64, seed=3)
     attributions = _attributions(image, seed=4)
