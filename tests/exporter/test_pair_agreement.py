@@ -1,0 +1,80 @@
+"""Vanilla gradient and Integrated Gradients against PAIR's `saliency.core` (for docs/methods.md).
+
+PAIR's `GradientSaliency` is the plain input gradient; its `IntegratedGradients` weighs its
+`x_steps` path points equally, while ours is the trapezoidal rule over the same m + 1 points
+(ends halved). The two are tied exactly: with P = PAIR's IG over the m + 1 points α = i/m and
+g(·) PAIR's gradient, our IG is ((m + 1)/m)·P − (x − b)·(g(b) + g(x)) / (2m); so ours is
+checked against an expression made only of PAIR's outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from exporter import ExportConfig, SaliencyExporter
+from exporter._config import MethodsConfig
+from exporter.methods import IntegratedGradientsParams
+from tests.exporter.helpers import logits_model, samples
+
+saliency_core = pytest.importorskip("saliency.core")
+
+STEPS = 16
+
+
+@pytest.fixture(scope="module")
+def model_and_signatures():
+    model = logits_model()
+    methods = MethodsConfig(
+        enabled=("integrated_gradients",), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS)]
+    )
+    return model, SaliencyExporter(model, ExportConfig(methods=methods)).signatures
+
+
+def _call_model_function(model, target: int):
+    def call_model_function(batch, call_model_args=None, expected_keys=None):
+        x = tf.constant(np.asarray(batch, np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            selected = model(x, training=False)[:, target]
+        return {saliency_core.INPUT_OUTPUT_GRADIENTS: tape.gradient(selected, x).numpy()}
+
+    return call_model_function
+
+
+def _normalized_max_abs(gradient: np.ndarray) -> np.ndarray:
+    reduced = np.abs(gradient).max(axis=-1)
+    return (reduced - reduced.min()) / (reduced.max() - reduced.min())
+
+
+@pytest.mark.integration
+def test_vanilla_map_equals_pairs_gradient_saliency(model_and_signatures):
+    model, signatures = model_and_signatures
+    x = samples(3, seed=12)
+    out = signatures["explain"](tf.constant(x), tf.constant([-1], tf.int32))
+    diffs = []
+    for i, target in enumerate(out["target_class"].numpy()):
+        gradient = saliency_core.GradientSaliency().GetMask(x[i], _call_model_function(model, int(target)))
+        diffs.append(np.abs(out["saliency"].numpy()[i] - _normalized_max_abs(gradient)).max())
+    print(f"vanilla map vs PAIR GradientSaliency: max abs diff {max(diffs):.1e}")
+    assert max(diffs) < 1e-6
+
+
+@pytest.mark.integration
+def test_integrated_gradients_equal_pairs_ig_with_the_trapezoid_ends(model_and_signatures):
+    model, signatures = model_and_signatures
+    x = samples(3, seed=13)
+    out = signatures["explain_integrated_gradients"](tf.constant(x), tf.constant([-1], tf.int32))
+    baseline = np.zeros_like(x[0])
+    diffs = []
+    for i, target in enumerate(out["target_class"].numpy()):
+        call = _call_model_function(model, int(target))
+        pair_ig = saliency_core.IntegratedGradients().GetMask(
+            x[i], call, x_baseline=baseline, x_steps=STEPS + 1, batch_size=STEPS + 1
+        )
+        ends = saliency_core.GradientSaliency().GetMask(baseline, call) + saliency_core.GradientSaliency().GetMask(x[i], call)
+        reference = (STEPS + 1) / STEPS * pair_ig - (x[i] - baseline) * ends / (2 * STEPS)
+        diffs.append(np.abs(out["attributions"].numpy()[i] - reference).max() / np.abs(reference).max())
+    print(f"IG vs PAIR IntegratedGradients (trapezoid ends restored): max relative diff {max(diffs):.1e}")
+    assert max(diffs) < 1e-5
