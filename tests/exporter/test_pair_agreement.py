@@ -1,4 +1,5 @@
-"""Vanilla gradient and Integrated Gradients against PAIR's `saliency.core` (for docs/methods.md).
+"""Vanilla gradient, Integrated Gradients and Grad-CAM against PAIR's `saliency.core`
+(for docs/methods.md).
 
 PAIR's `GradientSaliency` is the plain input gradient; its `IntegratedGradients` weighs its
 `x_steps` path points equally, while ours is the trapezoidal rule over the same m + 1 points
@@ -9,6 +10,7 @@ checked against an expression made only of PAIR's outputs.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -27,7 +29,7 @@ STEPS = 16
 def model_and_signatures():
     model = logits_model()
     methods = MethodsConfig(
-        enabled=("integrated_gradients",), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS)]
+        enabled=("integrated_gradients", "gradcam"), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS)]
     )
     return model, SaliencyExporter(model, ExportConfig(methods=methods)).signatures
 
@@ -77,4 +79,38 @@ def test_integrated_gradients_equal_pairs_ig_with_the_trapezoid_ends(model_and_s
         reference = (STEPS + 1) / STEPS * pair_ig - (x[i] - baseline) * ends / (2 * STEPS)
         diffs.append(np.abs(out["attributions"].numpy()[i] - reference).max() / np.abs(reference).max())
     print(f"IG vs PAIR IntegratedGradients (trapezoid ends restored): max relative diff {max(diffs):.1e}")
+    assert max(diffs) < 1e-5
+
+
+@pytest.mark.integration
+def test_gradcam_map_equals_pairs_gradcam_up_to_the_border_rule_of_the_resize(model_and_signatures):
+    # PAIR's class map (should_resize=False: ReLU(Σ_k w_k A_k)) upsampled bilinearly with
+    # skimage's mode="edge" (the border rule of tf.image.resize) and min-max scaled must be the
+    # export's map. PAIR's own resize uses mode="reflect", which differs near the border.
+    from skimage.transform import resize
+
+    model, signatures = model_and_signatures
+    layer = model.get_layer("conv")
+    both = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+    x = samples(3, seed=14)
+    out = signatures["explain_gradcam"](tf.constant(x), tf.constant([-1], tf.int32))
+    diffs, border = [], []
+    for i, target in enumerate(out["target_class"].numpy()):
+        def call_model_function(batch, call_model_args=None, expected_keys=None, target=int(target)):
+            with tf.GradientTape() as tape:
+                activations, logits = both(tf.constant(np.asarray(batch, np.float32)), training=False)
+                selected = logits[:, target]
+            return {
+                saliency_core.CONVOLUTION_LAYER_VALUES: activations.numpy(),
+                saliency_core.CONVOLUTION_OUTPUT_GRADIENTS: tape.gradient(selected, activations).numpy(),
+            }
+
+        cam = saliency_core.GradCam().GetMask(x[i], call_model_function, should_resize=False, three_dims=False)
+        upsampled = resize(cam, x.shape[1:3], order=1, mode="edge")
+        scaled = (upsampled - upsampled.min()) / (upsampled.max() - upsampled.min())
+        diffs.append(np.abs(out["saliency"].numpy()[i] - scaled).max())
+        pair = saliency_core.GradCam().GetMask(x[i], call_model_function, three_dims=False)
+        border.append(np.abs(out["saliency"].numpy()[i] - (pair - pair.min()) / (pair.max() - pair.min())).max())
+    print(f"Grad-CAM map vs PAIR GradCam (edge-mode resize): max abs diff {max(diffs):.1e}; "
+          f"with PAIR's reflect-mode resize: {max(border):.2f}")
     assert max(diffs) < 1e-5
