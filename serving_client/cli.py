@@ -443,7 +443,7 @@ def _parser() -> argparse.ArgumentParser:
     vertex.add_argument(
         "--overlay-type",
         type=str.lower,
-        choices=render.OVERLAY_TYPES,
+        choices=(*render.OVERLAY_TYPES, *render.OVERLAY_ALIASES),
         help="original (default), grayscale, mask_black (mask), none: the map alone",
     )
     drawing.add_argument(

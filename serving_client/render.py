@@ -16,6 +16,7 @@ __all__ = [
     "COLORMAPS",
     "DIVERGING",
     "MAGNITUDE",
+    "OVERLAY_ALIASES",
     "OVERLAY_TYPES",
     "POLARITIES",
     "VISUALIZATION_TYPES",
@@ -31,9 +32,10 @@ __all__ = [
 
 #: Which sign of a map is drawn: as Vertex Explainable AI's ``polarity``.
 POLARITIES = ("positive", "negative", "both")
-#: How the map is combined with the image: as Vertex Explainable AI's ``overlay_type``
-#: (``"mask"`` is this module's former name of ``"mask_black"``, still accepted).
-OVERLAY_TYPES = ("original", "grayscale", "mask_black", "none", "mask")
+#: How the map is combined with the image: as Vertex Explainable AI's ``overlay_type``.
+OVERLAY_TYPES = ("original", "grayscale", "mask_black", "none")
+#: Former names, still accepted: ``"mask"`` was ``"mask_black"`` before Vertex's names.
+OVERLAY_ALIASES = {"mask": "mask_black"}
 #: Per-pixel colors, or the outlines of the regions that pass the clip bounds: as Vertex
 #: Explainable AI's visualization ``type`` (``PIXELS``, ``OUTLINES``).
 VISUALIZATION_TYPES = ("pixels", "outlines")
@@ -190,6 +192,7 @@ def overlay(
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}.")
+    overlay_type = OVERLAY_ALIASES.get(overlay_type, overlay_type)
     if overlay_type not in OVERLAY_TYPES:
         raise ValueError(
             f"Unknown overlay_type {overlay_type!r}; expected one of {', '.join(OVERLAY_TYPES)}."
@@ -219,7 +222,7 @@ def overlay(
     if colormap is None:
         colormap = "pink_green" if polarity == "both" else "inferno"
     lookup_table(colormap)  # an unknown name is refused before any drawing
-    if overlay_type in ("mask", "mask_black"):
+    if overlay_type == "mask_black":
         base = rgb * np.abs(scaled)[..., np.newaxis]
     elif overlay_type == "grayscale":
         base = np.repeat((rgb @ _LUMA)[..., np.newaxis], 3, axis=2)
@@ -229,7 +232,7 @@ def overlay(
         base = rgb
     if visualization_type == "outlines":
         return _to_uint8_rgb(np.clip(_draw_outlines(base, scaled, polarity, colormap), 0.0, 1.0))
-    if overlay_type in ("mask", "mask_black"):
+    if overlay_type == "mask_black":
         return _to_uint8_rgb(np.clip(base, 0.0, 1.0))
     colors = heatmap(_color_positions(scaled, polarity, colormap), colormap=colormap)
     colors = colors.astype(np.float32) / 255.0
