@@ -1,5 +1,5 @@
-"""Vanilla gradient, Integrated Gradients and Grad-CAM against PAIR's `saliency.core`
-(for docs/methods.md).
+"""Vanilla gradient, SmoothGrad, Integrated Gradients and Grad-CAM against PAIR's
+`saliency.core` (for docs/methods.md).
 
 PAIR's `GradientSaliency` is the plain input gradient; its `IntegratedGradients` weighs its
 `x_steps` path points equally, while ours is the trapezoidal rule over the same m + 1 points
@@ -17,19 +17,20 @@ import tensorflow as tf
 
 from exporter import ExportConfig, SaliencyExporter
 from exporter._config import MethodsConfig
-from exporter.methods import IntegratedGradientsParams
+from exporter.methods import IntegratedGradientsParams, SmoothGradParams
 from tests.exporter.helpers import logits_model, samples
 
 saliency_core = pytest.importorskip("saliency.core")
 
 STEPS = 16
+SMOOTHGRAD = SmoothGradParams(samples=6, noise=0.2, seed=3)
 
 
 @pytest.fixture(scope="module")
 def model_and_signatures():
     model = logits_model()
     methods = MethodsConfig(
-        enabled=("integrated_gradients", "gradcam"), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS)]
+        enabled=("smoothgrad", "integrated_gradients", "gradcam"), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS), SMOOTHGRAD]
     )
     return model, SaliencyExporter(model, ExportConfig(methods=methods)).signatures
 
@@ -113,4 +114,31 @@ def test_gradcam_map_equals_pairs_gradcam_up_to_the_border_rule_of_the_resize(mo
         border.append(np.abs(out["saliency"].numpy()[i] - (pair - pair.min()) / (pair.max() - pair.min())).max())
     print(f"Grad-CAM map vs PAIR GradCam (edge-mode resize): max abs diff {max(diffs):.1e}; "
           f"with PAIR's reflect-mode resize: {max(border):.2f}")
+    assert max(diffs) < 1e-5
+
+
+@pytest.mark.integration
+def test_smoothgrad_map_equals_pairs_smoothed_gradient_with_the_same_noise(model_and_signatures, monkeypatch):
+    # PAIR draws copy i's noise from np.random.normal; fed the export's documented noise
+    # (σ · stateless_normal(seed=[seed, i]), σ = noise × the input range's width), its
+    # GetSmoothedMask (magnitude=False: the mean gradient) must give the export's map.
+    model, signatures = model_and_signatures
+    x = samples(2, seed=15)
+    out = signatures["explain_smoothgrad"](tf.constant(x), tf.constant([-1], tf.int32))
+    diffs = []
+    for i, target in enumerate(out["target_class"].numpy()):
+        draws = iter(range(SMOOTHGRAD.samples))
+
+        def export_noise(loc, scale, size, draws=draws):
+            copy = next(draws)
+            noise = tf.random.stateless_normal(size, seed=[SMOOTHGRAD.seed, copy]).numpy()
+            return SMOOTHGRAD.sigma * noise
+
+        monkeypatch.setattr(np.random, "normal", export_noise)
+        gradient = saliency_core.GradientSaliency().GetSmoothedMask(
+            x[i], _call_model_function(model, int(target)), nsamples=SMOOTHGRAD.samples, magnitude=False
+        )
+        monkeypatch.undo()
+        diffs.append(np.abs(out["saliency"].numpy()[i] - _normalized_max_abs(gradient)).max())
+    print(f"SmoothGrad map vs PAIR GetSmoothedMask (same noise): max abs diff {max(diffs):.1e}")
     assert max(diffs) < 1e-5
