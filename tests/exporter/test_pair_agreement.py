@@ -1,4 +1,4 @@
-"""Vanilla gradient, SmoothGrad, Integrated Gradients and Grad-CAM against PAIR's
+"""Vanilla gradient, Gradient x Input, SmoothGrad, Integrated Gradients and Grad-CAM against PAIR's
 `saliency.core` (for docs/methods.md).
 
 PAIR's `GradientSaliency` is the plain input gradient; its `IntegratedGradients` weighs its
@@ -30,7 +30,7 @@ SMOOTHGRAD = SmoothGradParams(samples=6, noise=0.2, seed=3)
 def model_and_signatures():
     model = logits_model()
     methods = MethodsConfig(
-        enabled=("smoothgrad", "integrated_gradients", "gradcam"), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS), SMOOTHGRAD]
+        enabled=("smoothgrad", "integrated_gradients", "gradient_x_input", "gradcam"), internal_batch=5, params=[IntegratedGradientsParams(steps=STEPS), SMOOTHGRAD]
     )
     return model, SaliencyExporter(model, ExportConfig(methods=methods)).signatures
 
@@ -61,6 +61,20 @@ def test_vanilla_map_equals_pairs_gradient_saliency(model_and_signatures):
         gradient = saliency_core.GradientSaliency().GetMask(x[i], _call_model_function(model, int(target)))
         diffs.append(np.abs(out["saliency"].numpy()[i] - _normalized_max_abs(gradient)).max())
     print(f"vanilla map vs PAIR GradientSaliency: max abs diff {max(diffs):.1e}")
+    assert max(diffs) < 1e-6
+
+
+@pytest.mark.integration
+def test_gradient_x_input_map_equals_the_input_times_pairs_gradient(model_and_signatures):
+    # PAIR has no Gradient × Input; its GradientSaliency times the image is the definition.
+    model, signatures = model_and_signatures
+    x = samples(3, seed=16)
+    out = signatures["explain_gradient_x_input"](tf.constant(x), tf.constant([-1], tf.int32))
+    diffs = []
+    for i, target in enumerate(out["target_class"].numpy()):
+        gradient = saliency_core.GradientSaliency().GetMask(x[i], _call_model_function(model, int(target)))
+        diffs.append(np.abs(out["saliency"].numpy()[i] - _normalized_max_abs(x[i] * gradient)).max())
+    print(f"gradient x input map vs x * PAIR GradientSaliency: max abs diff {max(diffs):.1e}")
     assert max(diffs) < 1e-6
 
 
