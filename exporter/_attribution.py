@@ -11,7 +11,9 @@ from collections.abc import Callable
 import tensorflow as tf
 
 __all__ = [
+    "chunked_gradient_sum",
     "chunked_weighted_gradients",
+    "even_chunk",
     "gradcam",
     "gradient_at",
     "integrated_gradients_points",
@@ -212,6 +214,79 @@ def chunked_weighted_gradients(
         maximum_iterations=steps,
     )
     return total
+
+
+# A per-image point function maps copy indices int32 [k] to (inputs [k,B,H,W,C], factors
+# [k,B,H,W,C] or [k,B,1,1,1], logit weights [k,B]): the sum takes Σ factor · gradient and
+# Σ logit weight · the target's logit at the input.
+FactorPointsFn = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
+
+
+def even_chunk(count: int, chunk: int) -> int:
+    """The chunk that covers `count` copies in as few loop steps as `chunk` does, evenly.
+
+    65 copies by 32 → 22 (3 steps of 22, not 3 of 32): used as the static chunk of a loop
+    whose count varies per request, so the export's default count wastes no evaluations.
+    """
+    steps = -(-count // max(1, chunk))
+    return -(-count // steps)
+
+
+def chunked_gradient_sum(
+    logits_fn: Callable[[tf.Tensor], tf.Tensor],
+    points_fn: FactorPointsFn,
+    images: tf.Tensor,
+    target: tf.Tensor,
+    count: tf.Tensor,
+    chunk: int,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Σ_i factor_i ⊙ gradient(input_i), and Σ_i logit_weight_i · logit(input_i)[target].
+
+    As `chunked_weighted_gradients`, but the number of copies `count` is a tensor (the
+    largest per-request value in the batch, so the cost follows it) and each copy's weight
+    may differ per image (per-image step counts, sample counts and baselines): copies an
+    image does not use get factor 0. The chunk is static, so peak memory stays bounded by
+    `chunk` whatever `count` is.
+
+    Args:
+        logits_fn: images → logits [N,K].
+        points_fn: Copy indices [chunk] → (inputs, factors, logit weights), see
+            `FactorPointsFn`; indices ≥ `count` must get factor and weight 0.
+        images: [B,H,W,C], for the shape of the result.
+        target: int32 [B], the class explained for every copy of an example.
+        count: int32 scalar, the number of copies.
+        chunk: Copies per loop step (Python int).
+
+    Returns:
+        (float32 [B,H,W,C], float32 [B]).
+    """
+    chunk = max(1, chunk)
+    steps = (count + chunk - 1) // chunk
+    targets = tf.tile(target, [chunk])  # copy-major, matching the [k·B] reshape below
+
+    def body(step: tf.Tensor, total: tf.Tensor, logit_total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        indices = step * chunk + tf.range(chunk, dtype=tf.int32)
+        inputs, factors, logit_weights = points_fn(indices)
+        shape = tf.shape(inputs)
+        flat = tf.reshape(inputs, tf.concat([[-1], shape[2:]], axis=0))
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            selected = tf.gather(logits_fn(flat), targets, axis=1, batch_dims=1)
+        gradients = tf.reshape(tape.gradient(selected, flat), shape)
+        logits_at = tf.reshape(selected, tf.shape(logit_weights))
+        return (
+            step + 1,
+            total + tf.reduce_sum(factors * gradients, axis=0),
+            logit_total + tf.reduce_sum(logit_weights * logits_at, axis=0),
+        )
+
+    _, total, logit_total = tf.while_loop(
+        lambda step, *_: step < steps,
+        body,
+        (tf.constant(0, tf.int32), tf.zeros_like(images), tf.zeros_like(target, tf.float32)),
+        parallel_iterations=1,
+    )
+    return total, logit_total
 
 
 def smoothgrad_points(

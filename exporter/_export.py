@@ -23,7 +23,7 @@ from exporter._graph_defaults import record_signature_defaults
 from exporter._loading import load_keras_model, model_fingerprint
 from exporter._logits import LogitsHead, explicit_head, find_logits, subclassed_message
 from exporter._report import build_report, signature_specs, write_report
-from exporter._signatures import build_signatures
+from exporter._signatures import build_signatures, input_defaults
 from exporter._tf1 import recording_runs
 from exporter._verify import verify_export
 from exporter._verify_cpp import CppLoaderCheck
@@ -265,10 +265,8 @@ class SaliencyExporter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.archive().write_out(str(export_dir), verbose=False)
-        default = {c.TARGET_CLASS: np.array([c.TARGET_CLASS_DEFAULT], np.int32)}
-        record_signature_defaults(
-            export_dir, {name: default for name in self.signatures if name != c.SERVING_DEFAULT}
-        )
+        defaults = input_defaults(self.config.methods, self.input_shape)
+        record_signature_defaults(export_dir, defaults)
         write_warmup_requests(
             export_dir,
             model_name=self.config.name,
@@ -281,6 +279,7 @@ class SaliencyExporter:
             seed=self.config.verification.seed,
             input_format=self.config.input.format,
             max_batch=self.signatures.limits.maxima(),
+            defaults=defaults,
         )
         if self.config.class_names is not None:
             path = export_dir / CLASS_NAMES_ASSET

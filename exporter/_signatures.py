@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from exporter import methods as _methods
@@ -16,7 +18,7 @@ from exporter._logits import LogitsHead
 from exporter.methods.base import Graph, Method
 from serving_client import contract as c
 
-__all__ = ["Signatures", "build_signatures"]
+__all__ = ["Signatures", "build_signatures", "input_defaults"]
 
 
 class Signatures(dict):
@@ -40,6 +42,25 @@ class Signatures(dict):
 def _finite_float(images: tf.Tensor) -> tf.Tensor:
     # In-graph, so stock TF Serving rejects NaN/Inf with INVALID_ARGUMENT too.
     return tf.debugging.check_numerics(images, "images must be finite (received NaN or Inf)")
+
+
+def input_defaults(
+    methods: MethodsConfig, input_shape: tuple[int, int, int]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Explanation signature → optional input alias → its length-1 default.
+
+    `target_class` (−1, the predicted class) for every explanation signature, and each
+    method's per-request inputs (`Method.request_inputs`) at the export's configured values.
+    """
+    defaults: dict[str, dict[str, np.ndarray]] = {}
+    for name in methods.enabled:
+        method = _methods.get(name)
+        params = methods.params_of(name)
+        defaults[method.signature] = {
+            c.TARGET_CLASS: np.array([c.TARGET_CLASS_DEFAULT], np.int32),
+            **{spec.alias: spec.default(params, input_shape) for spec in method.request_inputs},
+        }
+    return defaults
 
 
 def build_signatures(
@@ -74,11 +95,18 @@ def build_signatures(
     images_spec = format_spec(input_config, input_shape)
     target_spec = tf.TensorSpec([None], tf.int32, name=c.TARGET_CLASS)
 
+    request_inputs = {
+        _methods.get(name).signature: _methods.get(name).request_inputs for name in methods.enabled
+    }
+
     def specs_at(name: str, batch: int) -> list[tf.TensorSpec]:
         images_at = tf.TensorSpec([batch, *images_spec.shape[1:]], images_spec.dtype, name=c.IMAGES)
         if name == c.SERVING_DEFAULT:
             return [images_at]
-        return [images_at, tf.TensorSpec([batch], tf.int32, name=c.TARGET_CLASS)]
+        # One baseline per image: the loop evaluates the baselines one chunk at a time, so
+        # the traced per-image cost is that of any N (the request's own bytes aside).
+        extra = [spec.spec(batch, input_shape, count=1) for spec in request_inputs.get(name, ())]
+        return [images_at, tf.TensorSpec([batch], tf.int32, name=c.TARGET_CLASS), *extra]
 
     signature_limits = SignatureLimits(limits or LimitsConfig(), specs_at)
 
@@ -99,10 +127,21 @@ def build_signatures(
 
     def signature_of(method: Method, graph: Graph, params: Any) -> Any:
         name = method.signature
+        extra = method.request_inputs
+        specs = [images_spec, target_spec, *(spec.spec(None, input_shape) for spec in extra)]
 
-        @tf.function(input_signature=[images_spec, target_spec], autograph=False)
-        def explain(images: tf.Tensor, target_class: tf.Tensor) -> dict[str, tf.Tensor]:
-            outputs = method.explain(graph, _finite(images, name), target_class, params)
+        def explain(images: tf.Tensor, target_class: tf.Tensor, *values: tf.Tensor) -> dict[str, tf.Tensor]:
+            model_images = _finite(images, name)
+            if extra:
+                batch = tf.shape(model_images)[0]
+                request = {
+                    spec.alias: spec.checked(value, batch, params, method.name, input_shape)
+                    for spec, value in zip(extra, values, strict=True)
+                }
+                explain_fn: Any = method.explain  # the request keyword is the method's own
+                outputs = explain_fn(graph, model_images, target_class, params, request=request)
+            else:
+                outputs = method.explain(graph, model_images, target_class, params)
             if set(outputs) != set(method.outputs):
                 raise ValueError(
                     f"Method {method.name!r} returned outputs {sorted(outputs)}; its `outputs` "
@@ -110,7 +149,20 @@ def build_signatures(
                 )
             return outputs
 
-        return explain
+        # Named parameters with the export's defaults, so Python callers (the evaluation,
+        # tests) may leave the per-request inputs out, as TF Serving requests may.
+        parameter = inspect.Parameter
+        explain.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                parameter(c.IMAGES, parameter.POSITIONAL_OR_KEYWORD),
+                parameter(c.TARGET_CLASS, parameter.POSITIONAL_OR_KEYWORD),
+                *(
+                    parameter(spec.alias, parameter.POSITIONAL_OR_KEYWORD, default=spec.default(params, input_shape))
+                    for spec in extra
+                ),
+            ]
+        )
+        return tf.function(explain, input_signature=specs, autograph=False)
 
     for name in methods.enabled:
         method = _methods.get(name)

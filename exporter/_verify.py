@@ -55,11 +55,14 @@ _EXPECTED = {
 
 #: DataType of each output alias an explanation method may declare (float unless a class index).
 _OUTPUT_DTYPE = {c.PREDICTED_CLASS: _DT_INT32, c.TARGET_CLASS: _DT_INT32}
+#: DataType of a per-request input (`RequestInput.dtype`).
+_REQUEST_DTYPE = {"int32": _DT_INT32, "float32": _DT_FLOAT}
 
 
 def _method_expected(method: _methods.Method) -> tuple[dict[str, int], dict[str, int]]:
     """(inputs, outputs) alias → DataType of a method's signature, from its declared outputs."""
-    return _EXPECTED[c.EXPLAIN][0], {alias: _OUTPUT_DTYPE.get(alias, _DT_FLOAT) for alias in method.outputs}
+    inputs = {**_EXPECTED[c.EXPLAIN][0], **{spec.alias: _REQUEST_DTYPE[spec.dtype] for spec in method.request_inputs}}
+    return inputs, {alias: _OUTPUT_DTYPE.get(alias, _DT_FLOAT) for alias in method.outputs}
 
 
 def check_contract(
@@ -73,7 +76,6 @@ def check_contract(
         input_format: The export's input format (sets the dtype of `images`).
     """
     enabled_methods = [_methods.get(m) for m in (methods or MethodsConfig()).enabled]
-    enabled = {m.signature for m in enabled_methods}
     expected = {**_EXPECTED, **{m.signature: _method_expected(m) for m in enabled_methods if m.signature != c.EXPLAIN}}
     for name, (inputs, outputs) in expected.items():
         inputs = {**inputs, c.IMAGES: _IMAGES_DTYPE[input_format]}
@@ -88,9 +90,10 @@ def check_contract(
                 raise VerificationError(
                     f"Signature {name!r} {kind}s: expected {wanted} (alias → DataType); received {got}."
                 )
-    for name in sorted(enabled):
-        if c.TARGET_CLASS not in signature_defs[name].defaults:
-            raise VerificationError(f"Signature {name!r} does not record a default for target_class.")
+    for method in enabled_methods:
+        for alias in (c.TARGET_CLASS, *(spec.alias for spec in method.request_inputs)):
+            if alias not in signature_defs[method.signature].defaults:
+                raise VerificationError(f"Signature {method.signature!r} does not record a default for {alias}.")
 
 
 #: Rounding allowance for reduced-precision compute: float16/bfloat16 kernels (and the
@@ -390,26 +393,80 @@ def _verify_methods(
     atol = config.saliency_atol if saliency_atol is None else saliency_atol
     figures: dict[str, Any] = {}
     checked = [_methods.get(m) for m in methods.enabled if _methods.get(m).signature != c.EXPLAIN]
+    runs: list[tuple[str, _methods.Method, np.ndarray | None, dict[str, np.ndarray]]] = []
     for target in (None, other):
         label = "predicted_class" if target is None else "other_class"
+        runs.extend((label, method, target, {}) for method in checked)
+    # Mixed per-image values in one request: each image must get its own answer.
+    for method in checked:
+        if method.request_inputs:
+            params = methods.params_of(method.name)
+            values = mixed_request_values(method, params, samples.shape[0], samples, config.seed)
+            runs.append(("per_request", method, other, values))
+    for label, method, target, values in runs:
+        name = method.signature
+        params = methods.params_of(method.name)
         feed = {c.IMAGES: feed_images} if target is None else {c.IMAGES: feed_images, c.TARGET_CLASS: target}
-        for method in checked:
-            name = method.signature
-            ref = method.reference(copy, samples, target, reduction, methods.params_of(method.name))
-            out = saved.run(name, feed)
-            if not np.array_equal(out[c.TARGET_CLASS], ref[c.TARGET_CLASS]):
+        feed.update(values)
+        if values:
+            reference_fn: Any = method.reference  # the request keyword is the method's own
+            ref = reference_fn(copy, samples, target, reduction, params, request=values)
+        else:
+            ref = method.reference(copy, samples, target, reduction, params)
+        out = saved.run(name, feed)
+        if not np.array_equal(out[c.TARGET_CLASS], ref[c.TARGET_CLASS]):
+            raise VerificationError(
+                f"{name} explained classes {out[c.TARGET_CLASS].tolist()}; expected "
+                f"{ref[c.TARGET_CLASS].tolist()} ({label})."
+            )
+        recorded = figures.setdefault(name, {})
+        for figure, value in method.figures(out).items():
+            recorded[f"{figure}_{label}"] = value
+        for check, value, tolerance in method.checks(out, ref, atol):
+            recorded[f"{check}_{label}_max_abs_diff"] = value
+            if not value <= tolerance:
                 raise VerificationError(
-                    f"{name} explained classes {out[c.TARGET_CLASS].tolist()}; expected "
-                    f"{ref[c.TARGET_CLASS].tolist()} ({label})."
+                    f"{name} does not match its eager reference: max |{check} difference| = "
+                    f"{value:.3g} exceeds the tolerance {tolerance:.3g} ({label}"
+                    + (f", per-image {', '.join(f'{k}={_brief(v)}' for k, v in values.items())}" if values else "")
+                    + ")."
                 )
-            recorded = figures.setdefault(name, {})
-            for figure, value in method.figures(out).items():
-                recorded[f"{figure}_{label}"] = value
-            for check, value, tolerance in method.checks(out, ref, atol):
-                recorded[f"{check}_{label}_max_abs_diff"] = value
-                if not value <= tolerance:
-                    raise VerificationError(
-                        f"{name} does not match its eager reference: max |{check} difference| = "
-                        f"{value:.3g} exceeds the tolerance {tolerance:.3g} ({label})."
-                    )
+        if values:
+            recorded["per_request_values"] = {k: _brief(v) for k, v in values.items()}
     return figures
+
+
+def mixed_request_values(
+    method: _methods.Method, params: Any, batch: int, samples: np.ndarray, seed: int
+) -> dict[str, np.ndarray]:
+    """One value per image for each of the method's per-request inputs, not all the same.
+
+    Integers cycle over the default, about half of it and a few more than it (within the
+    bounds); floats over the default and the default + 0.1; baselines are two per image,
+    uniform in the samples' range (model input space). Small, so the eager reference stays
+    cheap, and different per image, so a batch that mixed images up would fail.
+    """
+    from exporter.methods.base import BASELINES
+
+    rng = np.random.default_rng(seed + 1)
+    values: dict[str, np.ndarray] = {}
+    for spec in method.request_inputs:
+        if spec.kind == BASELINES:
+            low, high = float(samples.min()), float(samples.max())
+            values[spec.alias] = rng.uniform(low, high, (batch, 2, *samples.shape[1:])).astype(np.float32)
+            continue
+        default = getattr(params, spec.default_field)
+        maximum = spec.maximum(params)
+        if spec.dtype == "int32":
+            cycle = [default, max(int(spec.minimum), default // 2), default + 2]
+            if maximum is not None:
+                cycle = [min(v, int(maximum)) for v in cycle]
+        else:
+            cycle = [default, default + 0.1]
+        values[spec.alias] = np.array([cycle[i % len(cycle)] for i in range(batch)], spec.dtype)
+    return values
+
+
+def _brief(value: np.ndarray) -> Any:
+    """A per-request value for messages and the report: scalars listed, baselines by shape."""
+    return value.tolist() if value.ndim == 1 else f"shape {list(value.shape)}"

@@ -35,11 +35,12 @@ def write_warmup_requests(
     seed: int = 0,
     input_format: str = FLOAT32,
     max_batch: Mapping[str, int] | None = None,
+    defaults: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> Path:
     """Writes one PredictRequest per signature and batch size as a TFRecord of PredictionLogs.
 
     Every input is sent with one value per image (`target_class` as -1, "the predicted
-    class"): with `--enable_batching`, TF Serving concatenates warmup requests like any
+    class", the per-request parameters at their defaults): with `--enable_batching`, TF Serving concatenates warmup requests like any
     other, and a length-1 default would not concatenate with a batch of 8.
 
     Args:
@@ -54,6 +55,10 @@ def write_warmup_requests(
             `image_bytes` (random pixels, PNG-encoded): what the signatures take.
         max_batch: signature name → the largest batch its graph accepts (`[limits]`):
             larger warmup batches are written at that size, so replay cannot be refused.
+        defaults: signature name → optional input alias → its length-1 default (as recorded
+            in the SignatureDef): each is sent repeated to the batch's dim 0 (a baseline
+            default [1, 0, H, W, C] as [batch, 0, H, W, C]). `target_class` is sent as −1
+            whether or not it is listed.
 
     Returns:
         The written file.
@@ -77,6 +82,11 @@ def write_warmup_requests(
                 if TARGET_CLASS in signature_inputs[signature]:
                     target = np.full((batch,), TARGET_CLASS_DEFAULT, np.int32)
                     request.inputs[TARGET_CLASS].CopyFrom(tf.make_tensor_proto(target))
+                for alias, default in (defaults or {}).get(signature, {}).items():
+                    if alias == TARGET_CLASS or alias not in signature_inputs[signature]:
+                        continue
+                    value = np.repeat(np.asarray(default), batch, axis=0)
+                    request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
                 log = prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request)
                 )

@@ -141,6 +141,7 @@ class ServingClient:
         self._decode_limits = _codec.DecodeLimits.for_message_bytes(int(max_message_bytes))
         # Signature name → its `images` input format, read once from GetModelMetadata.
         self._formats: dict[str, str] | None = None
+        self._signatures: dict[str, SignatureInfo] | None = None
         self._formats_lock = threading.Lock()
         self._no_metadata = False
 
@@ -219,6 +220,10 @@ class ServingClient:
         *,
         method: str | None = None,
         signature: str | None = None,
+        steps: int | Sequence[int] | np.ndarray | None = None,
+        samples: int | Sequence[int] | np.ndarray | None = None,
+        noise: float | Sequence[float] | np.ndarray | None = None,
+        baseline: Any = None,
     ) -> Explanation:
         """Classify images and get a saliency map for each, in one call.
 
@@ -237,6 +242,19 @@ class ServingClient:
             signature: call this signature by name instead (any explanation signature with
                 the same outputs). Given together with ``method``, both must name the same
                 signature.
+            steps: the path's intervals (IG, Blur IG, Guided IG), one for all images or one
+                per image; ``None``: the export's default.
+            samples: noisy copies averaged (SmoothGrad, and SmoothGrad inside IG).
+            noise: the noise σ as a fraction of the input range (SmoothGrad, IG).
+            baseline: IG's baselines, in the model's input space (the float values the model
+                sees): one image ``[H, W, C]`` for all, one per image ``[B, H, W, C]``, or N
+                per image ``[B, N, H, W, C]`` (their attributions are averaged); ``None``:
+                the export's constant baseline.
+
+            Each per-request parameter the signature has is sent with one value per image
+            (the signature's default, read from the model's metadata, for those not
+            given), so TF Serving's request batching can concatenate requests. The graph
+            checks the bounds (INVALID_ARGUMENT names the input, the value and the bound).
 
         Returns:
             An :class:`Explanation`; outputs beyond the contract are in ``extras``, and IG's
@@ -245,8 +263,9 @@ class ServingClient:
         Raises:
             TypeError, ValueError: for images the export's input format cannot take,
                 malformed target classes, a ``method`` the model's metadata does not list
-                (the message lists those it has; nothing is sent), or a ``method`` and
-                ``signature`` that disagree.
+                (the message lists those it has; nothing is sent), a ``method`` and
+                ``signature`` that disagree, or a per-request parameter the signature does
+                not take (the message names the method's per-request inputs).
             FileNotFoundError: for a missing image file (``image_bytes`` exports).
             ServingError: a subclass for each gRPC failure (FailedPreconditionError for an
                 explicit ``signature`` the model lacks, or a ``method`` the metadata could
@@ -263,6 +282,17 @@ class ServingClient:
             contract.IMAGES: batch,
             contract.TARGET_CLASS: _inputs.as_target_class(requested, batch.shape[0]),
         }
+        given = {
+            contract.STEPS: steps,
+            contract.SAMPLES: samples,
+            contract.NOISE: noise,
+            contract.BASELINE: baseline,
+        }
+        inputs.update(
+            self._request_inputs(
+                {k: v for k, v in given.items() if v is not None}, signature, method, batch.shape[0]
+            )
+        )
         outputs, spec = self._predict_typed(inputs, signature)
         required = _take(outputs, _EXPLANATION_OUTPUTS, signature)
         extras = {key: value for key, value in outputs.items() if key not in required}
@@ -345,6 +375,7 @@ class ServingClient:
             name: _signature_info(name, signature_map.signature_def[name])
             for name in sorted(signature_map.signature_def)
         }
+        self._signatures = signatures
         self._formats = {
             name: info.inputs[contract.IMAGES].dtype
             for name, info in signatures.items()
@@ -433,6 +464,31 @@ class ServingClient:
             f"{signature!r}); it offers {', '.join(offered) or 'no explanation method'}."
         )
 
+    def _request_inputs(
+        self, given: dict[str, Any], signature: str, method: str | None, batch: int
+    ) -> dict[str, np.ndarray]:
+        """The per-request parameters to send: every one the signature has, per image."""
+        info = (self._signatures or {}).get(signature)
+        if info is None:  # no metadata: send what was given, as given
+            return {alias: _per_image(alias, value, batch, None) for alias, value in given.items()}
+        offered = info.request_inputs
+        unknown = [alias for alias in given if alias not in offered]
+        if unknown:
+            name = method or contract.method_of_signature(signature) or signature
+            raise ValueError(
+                f"Method {name!r} (signature {signature!r}) takes no {', '.join(unknown)}; its "
+                f"per-request inputs are {', '.join(offered) or 'none'}."
+            )
+        out = {}
+        for alias in offered:
+            if alias in given:
+                out[alias] = _per_image(alias, given[alias], batch, info)
+            elif alias in info.defaults:
+                # The signature's default, one per image: batching cannot concatenate a length-1
+                # value with a batch of more.
+                out[alias] = np.repeat(info.defaults[alias], batch, axis=0)
+        return out
+
     def _image_batch(self, images: Any, signature: str) -> np.ndarray:
         return _inputs.as_image_batch(images, self.input_format(signature))
 
@@ -444,6 +500,7 @@ class ServingClient:
         except InvalidArgumentError:
             # Perhaps a new version with another input format: read the metadata again next time.
             self._formats = None
+            self._signatures = None
             raise
 
     def _predict(
@@ -578,7 +635,50 @@ def _signature_info(name: str, signature_def: Any) -> SignatureInfo:
         method_name=signature_def.method_name,
         inputs=specs(signature_def.inputs),
         outputs=specs(signature_def.outputs),
+        defaults={
+            key: _codec.decode(signature_def.defaults[key], name=f"default of {key!r}")
+            for key in sorted(signature_def.defaults)
+        },
     )
+
+
+def _per_image(alias: str, value: Any, batch: int, info: SignatureInfo | None) -> np.ndarray:
+    """A per-request parameter as the signature takes it, with the batch's dim 0.
+
+    ``steps``/``samples``: int32 ``[batch]``; ``noise``: float32 ``[batch]``; ``baseline``:
+    float32 ``[batch, N, H, W, C]`` from ``[H, W, C]``, ``[B, H, W, C]`` or ``[B, N, H, W, C]``.
+    """
+    if alias == contract.BASELINE:
+        array = np.asarray(value, np.float32)
+        if array.ndim == 3:
+            array = array[None, None]
+        elif array.ndim == 4:
+            array = array[:, None]
+        if array.ndim != 5 or array.shape[0] not in (1, batch):
+            raise ValueError(
+                f"baseline must be an image [H, W, C], one per image [{batch}, H, W, C] or N per "
+                f"image [{batch}, N, H, W, C]; got shape {list(np.shape(value))}."
+            )
+        spec = info.inputs.get(alias) if info is not None else None
+        expected = spec.shape[2:] if spec is not None and spec.shape is not None else None
+        if expected is not None and None not in expected and tuple(array.shape[2:]) != tuple(expected):
+            raise ValueError(
+                f"baseline images must be {list(expected)} (the model's input, H, W, C); got "
+                f"{list(array.shape[2:])}."
+            )
+        return np.broadcast_to(array, (batch, *array.shape[1:])).copy()
+    integer = alias in (contract.STEPS, contract.SAMPLES)
+    array = np.asarray(value)
+    if integer and array.dtype.kind not in "iu":
+        raise TypeError(f"{alias} must be an int or one int per image; got {value!r} (dtype {array.dtype}).")
+    if not integer and array.dtype.kind not in "iuf":
+        raise TypeError(f"{alias} must be a number or one number per image; got {value!r}.")
+    array = array.reshape(-1)
+    if array.size not in (1, batch):
+        raise ValueError(f"{alias} must hold 1 or {batch} values (one per image); got {array.size}.")
+    if integer and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"{alias} values must fit in int32; got {array.tolist()}.")
+    return np.broadcast_to(array.astype(np.int32 if integer else np.float32), (batch,)).copy()
 
 
 def _tensor_spec(key: str, tensor_info: Any) -> TensorSpec:

@@ -110,6 +110,14 @@ class SignatureInfo:
     method_name: str
     inputs: Mapping[str, TensorSpec]
     outputs: Mapping[str, TensorSpec]
+    #: Input key → the default the SignatureDef records (fed when a request omits it).
+    defaults: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def request_inputs(self) -> tuple[str, ...]:
+        """The optional per-request parameters this signature takes (``steps``, ``samples``,
+        ``noise``, ``baseline``; see :data:`serving_client.contract.REQUEST_INPUTS`)."""
+        return tuple(alias for alias in contract.REQUEST_INPUTS if alias in self.inputs)
 
 
 @dataclass(frozen=True)

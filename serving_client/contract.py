@@ -20,6 +20,7 @@ __all__ = [
     "APPROXIMATION_ERROR",
     "ASSETS_EXTRA",
     "ATTRIBUTIONS",
+    "BASELINE",
     "DataType",
     "EXPLAIN",
     "EXPLAIN_OUTPUTS",
@@ -30,12 +31,16 @@ __all__ = [
     "INPUT_FORMATS",
     "INPUT_FORMAT_DTYPES",
     "LOGITS",
+    "NOISE",
     "PREDICTED_CLASS",
     "PREDICT_OUTPUTS",
     "PROBABILITIES",
     "REPORT_ASSET",
+    "REQUEST_INPUTS",
+    "SAMPLES",
     "SALIENCY",
     "SERVING_DEFAULT",
+    "STEPS",
     "TARGET_CLASS",
     "TARGET_CLASS_DEFAULT",
     "UINT8",
@@ -57,6 +62,21 @@ IMAGES = "images"
 TARGET_CLASS = "target_class"
 #: Recorded in the SignatureDef's `defaults`: −1 asks for the predicted class.
 TARGET_CLASS_DEFAULT = -1
+
+# Optional per-request parameters of the methods that declare them (each a per-image vector,
+# so TF Serving's batching can concatenate requests; a length-1 value broadcasts). Their
+# defaults (the export's configured values) are in the SignatureDef's `defaults`.
+#: int32 [batch]: the path's intervals (IG family).
+STEPS = "steps"
+#: int32 [batch]: noisy copies averaged (SmoothGrad, and SmoothGrad inside IG).
+SAMPLES = "samples"
+#: float32 [batch]: the noise σ as a fraction of the input range.
+NOISE = "noise"
+#: float32 [batch, N, H, W, C]: N baselines per image (model input space) whose
+#: attributions are averaged; N = 0 means the export's constant baseline.
+BASELINE = "baseline"
+#: Every per-request parameter alias, in the order signatures list them.
+REQUEST_INPUTS = (STEPS, SAMPLES, NOISE, BASELINE)
 
 LOGITS = "logits"
 PROBABILITIES = "probabilities"

@@ -45,7 +45,11 @@ Adding a method is one new module:
 then list it in `_BUILT_IN` below (or, from outside the package, `register(GradientSquared())`).
 Optional hooks: `outputs` (extra output aliases), `checks`/`figures` (what verification
 compares and records beyond `saliency`), `prepare` (look into the model once, e.g. Grad-CAM's
-layer), `evaluated = False` when the evaluation cannot recompute it for a randomized model.
+layer), `evaluated = False` when the evaluation cannot recompute it for a randomized model,
+`request_inputs` (optional per-request parameters such as IG's `steps`: a tuple of
+`base.RequestInput`, from which the signature's inputs, their SignatureDef defaults, the
+in-graph bounds, the warmup requests and the limits' traces all derive; `explain` and
+`reference` then take a `request` keyword, alias → per-image values).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from exporter._errors import ConfigError
-from exporter.methods.base import Check, Graph, Method, NoParams, clean_reference
+from exporter.methods.base import Check, Graph, Method, NoParams, RequestInput, clean_reference
 from exporter.methods.blur_integrated_gradients import (
     BlurIntegratedGradients,
     BlurIntegratedGradientsParams,
@@ -80,6 +84,7 @@ __all__ = [
     "IntegratedGradientsParams",
     "Method",
     "NoParams",
+    "RequestInput",
     "SmoothGradParams",
     "clean_reference",
     "get",

@@ -31,7 +31,9 @@ class PathMethod(Method):
         outputs: dict[str, tf.Tensor],
         logits: tf.Tensor,
         attributions: tf.Tensor,
-        baseline_logits: tf.Tensor,
+        baseline_logits: tf.Tensor | None,
+        *,
+        baseline_target: tf.Tensor | None = None,
     ) -> dict[str, tf.Tensor]:
         """In the graph: adds the attributions, the completeness error and the map to `outputs`.
 
@@ -41,12 +43,17 @@ class PathMethod(Method):
             logits: the clean pass's logits, [B, K].
             attributions: the signed attributions, [B, H, W, C].
             baseline_logits: [K] when one baseline serves the whole batch, else [B, K].
+            baseline_target: instead of `baseline_logits`, the target's baseline logit per
+                image [B] (for several baselines: their mean, Vertex's baseline output).
         """
         target = outputs[c.TARGET_CLASS]
-        if baseline_logits.shape.rank == 1:
-            baseline_target = tf.gather(baseline_logits, target)
-        else:
-            baseline_target = tf.gather(baseline_logits, target, axis=1, batch_dims=1)
+        if baseline_target is None:
+            if baseline_logits is None:
+                raise ValueError("path_outputs needs baseline_logits or baseline_target.")
+            if baseline_logits.shape.rank == 1:
+                baseline_target = tf.gather(baseline_logits, target)
+            else:
+                baseline_target = tf.gather(baseline_logits, target, axis=1, batch_dims=1)
         delta = tf.gather(logits, target, axis=1, batch_dims=1) - baseline_target
         total = tf.reduce_sum(attributions, axis=[1, 2, 3])
         outputs[c.ATTRIBUTIONS] = attributions
@@ -60,13 +67,23 @@ class PathMethod(Method):
         out: dict[str, np.ndarray],
         copy: EagerReference,
         attributions: np.ndarray,
-        baseline: np.ndarray,
+        baseline: np.ndarray | None,
         reduction: str,
+        *,
+        baseline_target: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Eagerly: the same three outputs from the reference's attributions, in float64."""
+        """Eagerly: the same three outputs from the reference's attributions, in float64.
+
+        `baseline_target` replaces `baseline`'s logits: the target's baseline logit per image
+        (the mean over several baselines).
+        """
         target = out["target_class"]
         rows = np.arange(len(target))
-        delta = out["logits"][rows, target].astype(np.float64) - copy.logits(baseline)[rows, target]
+        if baseline_target is None:
+            if baseline is None:
+                raise ValueError("reference_outputs needs baseline or baseline_target.")
+            baseline_target = copy.logits(baseline)[rows, target]
+        delta = out["logits"][rows, target].astype(np.float64) - baseline_target
         error = np.abs(attributions.sum(axis=(1, 2, 3)) - delta)
         out["attributions"] = attributions.astype(np.float32)
         out["approximation_error"] = np.where(delta != 0, error / np.where(delta != 0, np.abs(delta), 1.0), 0.0)

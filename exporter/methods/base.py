@@ -20,7 +20,16 @@ from exporter._logits import LogitsHead
 from exporter._reference import EagerReference, numpy_saliency
 from serving_client import contract as c
 
-__all__ = ["Check", "Graph", "Method", "NoParams", "clean_reference", "max_abs_diff", "numpy_saliency"]
+__all__ = [
+    "Check",
+    "Graph",
+    "Method",
+    "NoParams",
+    "RequestInput",
+    "clean_reference",
+    "max_abs_diff",
+    "numpy_saliency",
+]
 
 #: (name of the check, measured value, tolerance); verification fails unless value <= tolerance.
 Check = tuple[str, float, float]
@@ -102,6 +111,127 @@ def clean_reference(copy: EagerReference, images: np.ndarray, target_class: np.n
     return {c.LOGITS: logits, c.PREDICTED_CLASS: predicted, c.TARGET_CLASS: np.where(target < 0, predicted, target)}
 
 
+#: A per-image scalar ([batch]) or a per-image stack of baseline images ([batch, N, H, W, C]).
+SCALAR, BASELINES = "scalar", "baselines"
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestInput:
+    """One optional per-request input of a method's signature (e.g. IG's `steps`).
+
+    Everything about the input derives from this one declaration: the signature's input
+    spec, the default recorded in the SignatureDef (`exporter._graph_defaults`), the warmup
+    requests, the limits' traces, the in-graph bounds check and the docs.
+
+    Values are per image so TF Serving's batching, which concatenates every input along
+    dimension 0, can merge requests; a length-1 value broadcasts to the batch.
+
+    Attributes:
+        alias: The input's alias (a name of `serving_client.contract`).
+        dtype: `"int32"` or `"float32"`.
+        default_field: The parameter giving the default (the export's configured value).
+        kind: `SCALAR` ([batch]) or `BASELINES` ([batch, N, H, W, C]; N = 0, the default,
+            means the export's constant baseline).
+        minimum: The smallest value accepted (scalars).
+        maximum_field: The parameter giving the largest value accepted (scalars), or for
+            `BASELINES` the largest N; None for no maximum.
+    """
+
+    alias: str
+    dtype: str
+    default_field: str
+    kind: str = SCALAR
+    minimum: float = 0
+    maximum_field: str | None = None
+
+    def maximum(self, params: Any) -> int | float | None:
+        """The largest value (or, for baselines, the largest N) the export accepts."""
+        return None if self.maximum_field is None else getattr(params, self.maximum_field)
+
+    def default(self, params: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
+        """The length-1 default recorded in the SignatureDef."""
+        if self.kind == BASELINES:
+            return np.zeros((1, 0, *input_shape), np.float32)
+        return np.array([getattr(params, self.default_field)], self.dtype)
+
+    def per_image(self, params: Any, batch: int, input_shape: tuple[int, int, int]) -> np.ndarray:
+        """The default with one value per image (what warmup and the client send)."""
+        value = self.default(params, input_shape)
+        return np.repeat(value, batch, axis=0)
+
+    def spec(self, batch: int | None, input_shape: tuple[int, int, int], count: int | None = None) -> tf.TensorSpec:
+        """The signature's input spec (`count`: a static N of baselines, for the limits' traces)."""
+        shape = [batch] if self.kind == SCALAR else [batch, count, *input_shape]
+        return tf.TensorSpec(shape, tf.as_dtype(self.dtype), name=self.alias)
+
+    def describe(self, params: Any) -> str:
+        """The allowed values, in words (docs, messages)."""
+        maximum = self.maximum(params)
+        if self.kind == BASELINES:
+            return f"N <= {maximum} finite baseline images per image" if maximum is not None else "finite baselines"
+        low = int(self.minimum) if self.dtype == "int32" else self.minimum
+        return f"{low} <= {self.alias}" + (f" <= {maximum}" if maximum is not None else "") + (
+            " (finite)" if self.dtype == "float32" else ""
+        )
+
+    def checked(
+        self, value: tf.Tensor, batch: tf.Tensor, params: Any, method: str, input_shape: tuple[int, int, int]
+    ) -> tf.Tensor:
+        """In the graph: `value` broadcast to the batch once its bounds hold.
+
+        Raises (at run time, InvalidArgumentError → gRPC INVALID_ARGUMENT) naming the input,
+        what was received and what is allowed.
+        """
+        length = tf.shape(value)[0]
+        maximum = self.maximum(params)
+        bound = f"[methods.{method}] {self.maximum_field}" if self.maximum_field else ""
+        checks = [
+            tf.debugging.Assert(
+                tf.logical_or(tf.equal(length, 1), tf.equal(length, batch)),
+                [f"{self.alias} must have length 1 or the batch size; received length", length,
+                 "for batch size", batch],
+            )
+        ]
+        if self.kind == SCALAR:
+            ok = value >= tf.cast(self.minimum, value.dtype)
+            if maximum is not None:
+                ok = tf.logical_and(ok, value <= tf.cast(maximum, value.dtype))
+            if value.dtype.is_floating:
+                ok = tf.logical_and(ok, tf.math.is_finite(value))
+            checks.append(
+                tf.debugging.Assert(
+                    tf.reduce_all(ok),
+                    [f"{self.alias} out of range: expected {self.describe(params)}"
+                     + (f" (config {bound})" if bound else "") + "; received", value],
+                    summarize=16,
+                )
+            )
+            with tf.control_dependencies(checks):
+                return tf.broadcast_to(tf.identity(value), [batch])
+        shape = tf.shape(value)
+        checks.append(
+            tf.debugging.Assert(
+                tf.reduce_all(tf.equal(shape[2:], tf.constant(input_shape, tf.int32))),
+                [f"{self.alias} must be [batch, N, {', '.join(map(str, input_shape))}] (the model's input "
+                 "shape); received shape", shape],
+            )
+        )
+        if maximum is not None:
+            checks.append(
+                tf.debugging.Assert(
+                    shape[1] <= maximum,
+                    [f"{self.alias}: at most {maximum} baselines per image (config {bound}); received", shape[1]],
+                )
+            )
+        checks.append(
+            tf.debugging.Assert(
+                tf.reduce_all(tf.math.is_finite(value)), [f"{self.alias} must be finite (received NaN or Inf)"]
+            )
+        )
+        with tf.control_dependencies(checks):
+            return tf.broadcast_to(tf.identity(value), tf.concat([[batch], shape[1:]], axis=0))
+
+
 class Method:
     """One explanation method. Subclass it, set the class attributes, implement two methods.
 
@@ -115,6 +245,9 @@ class Method:
             recompute its maps for a randomized model from the signature code alone.
         needs_layer_graph: It looks into the model's layers (`prepare`), so it cannot be
             exported with an explicit logits function.
+        request_inputs: The optional per-request inputs of its signature beyond `images`
+            and `target_class` (`RequestInput`s); `explain` and `reference` then get their
+            values as `request` (alias → per-image values).
     """
 
     name: ClassVar[str]
@@ -122,6 +255,7 @@ class Method:
     outputs: ClassVar[tuple[str, ...]] = c.EXPLAIN_OUTPUTS
     evaluated: ClassVar[bool] = True
     needs_layer_graph: ClassVar[bool] = False
+    request_inputs: ClassVar[tuple[RequestInput, ...]] = ()
 
     @property
     def signature(self) -> str:

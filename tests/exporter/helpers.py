@@ -99,7 +99,9 @@ def assert_path_method_signature_def(saved: Tf1SavedModel, signature: str, class
     def spec(infos):
         return {alias: (x.dtype, [d.size for d in x.tensor_shape.dim]) for alias, x in infos.items()}
 
-    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1])}
+    # Blur IG and Guided IG take a per-request `steps` (int32 [batch], default the export's).
+    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1]), "steps": (i, [-1])}
+    assert sorted(sig.defaults) == ["steps", "target_class"]
     assert spec(sig.outputs) == {
         "logits": (f, [-1, classes]),
         "probabilities": (f, [-1, classes]),

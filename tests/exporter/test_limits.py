@@ -214,8 +214,12 @@ def test_signature_defs_are_unchanged_for_clients(bytes_export):
     explanation = {**prediction, "target_class": (int32, [-1]), "saliency": (float32, [-1, 28, 28])}
     assert spec(sigs["serving_default"].inputs) == {"images": (string, [-1])}
     assert spec(sigs["serving_default"].outputs) == prediction
-    for name in ("explain", "explain_integrated_gradients"):
-        assert spec(sigs[name].inputs) == {"images": (string, [-1]), "target_class": (int32, [-1])}
+    assert spec(sigs["explain"].inputs) == {"images": (string, [-1]), "target_class": (int32, [-1])}
+    # IG's per-request parameters; `baseline` is in the model's input space (float, [B, N, H, W, C]).
+    assert spec(sigs["explain_integrated_gradients"].inputs) == {
+        "images": (string, [-1]), "target_class": (int32, [-1]), "steps": (int32, [-1]), "samples": (int32, [-1]),
+        "noise": (float32, [-1]), "baseline": (float32, [-1, -1, 28, 28, 1]),
+    }
     assert spec(sigs["explain"].outputs) == explanation
     assert spec(sigs["explain_integrated_gradients"].outputs) == {
         **explanation, "attributions": (float32, [-1, 28, 28, 1]), "approximation_error": (float32, [-1])
