@@ -306,16 +306,29 @@ def xrai_batch(images: Any, attributions: Any, **options: Any) -> tuple[XraiResu
 
 def _pixels_of(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """The pixels of what the client sent: a pixel array, or encoded images decoded by Pillow."""
-    if isinstance(images, np.ndarray) and images.dtype.kind in "biuf":
-        return images[None] if images.ndim == 3 else images
-    items = [images] if isinstance(images, (str, bytes, bytearray, os.PathLike)) else list(images)
     height, width, channels = shape
+    if isinstance(images, np.ndarray) and images.dtype.kind in "biuf":
+        if images.ndim == 4:
+            return images
+        if images.ndim == 3 and images.shape[:2] == (height, width):
+            return images[None]  # one image [H, W, C]
+        if images.ndim == 3 and images.shape[1:] == (height, width):
+            return images[..., None]  # a batch of [H, W] (one channel)
+        if images.ndim == 2:
+            return images[None, :, :, None]
+        raise ValueError(
+            f"images must be pixels [B, H, W, C], [H, W, C], [B, H, W] or [H, W] of the model's "
+            f"{height}×{width}; received shape {images.shape}."
+        )
+    single = isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)) or hasattr(images, "convert")
+    items = [images] if single else list(images)
     decoded = []
     for index, item in enumerate(items):
-        array = np.asarray(item)
-        if array.dtype.kind in "biuf":
-            decoded.append(array)
-            continue
+        if not isinstance(item, (str, bytes, bytearray, memoryview, np.bytes_, os.PathLike)) and not hasattr(item, "convert"):
+            array = np.asarray(item)
+            if array.dtype.kind in "biuf":
+                decoded.append(array if array.ndim == 3 else array[..., None])
+                continue
         from PIL import Image  # noqa: PLC0415 - only encoded images need Pillow
 
         if isinstance(item, (str, os.PathLike)):

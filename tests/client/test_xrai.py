@@ -187,3 +187,17 @@ def test_client_side_cost_per_image(size):
     seconds = time.perf_counter() - start
     print(f"client XRAI {size}x{size}: {seconds * 1000:.0f} ms per image")
     assert seconds < 30
+
+
+def test_xrai_explanation_takes_the_client_s_other_image_forms():
+    gray = synthetic_scene(28, seed=9)[..., :1]
+    attributions = _attributions(gray, seed=9)[None]
+    expected = xrai_explanation(_explanation(attributions), gray[None]).saliency
+    pixels = np.round(gray[..., 0] * 255).astype(np.uint8)
+    for images in (gray, gray[None, ..., 0], gray[..., 0], [gray], Image.fromarray(pixels)):
+        got = xrai_explanation(_explanation(attributions), images).saliency
+        assert got.shape == (1, 28, 28)
+        if not hasattr(images, "convert"):
+            np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match=r"images must be pixels \[B, H, W, C\].*28×28; received shape \(5, 5, 5\)"):
+        xrai_explanation(_explanation(attributions), np.zeros((5, 5, 5)))
