@@ -99,8 +99,9 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
         _check_methods(client, [args.method], "--method")
     loaded = _load_images(client, args.images, signature)
     images = loaded.shown
+    parameters = _request_parameters(args)
     explanations = [
-        _regions(client.explain(batch, args.target_class, signature=signature), batch)
+        _regions(client.explain(batch, args.target_class, signature=signature, **parameters), batch)
         for batch in loaded.batches()
     ]
     out_dir = Path(args.out)
@@ -119,6 +120,24 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
                 f"\ttarget={int(explanation.target_class[row])}\toverlay={written}"
             )
     return 0
+
+
+def _request_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-request parameters given (``--steps``, ``--samples``, ``--noise``, ``--baseline``)."""
+    given: dict[str, Any] = {
+        "steps": args.steps,
+        "samples": args.samples,
+        "noise": args.noise,
+    }
+    if args.baseline is not None:
+        path = Path(args.baseline)
+        if path.suffix.lower() != ".npy":
+            raise ValueError(f"--baseline {path}: expected a .npy file of baselines in the model's input space.")
+        try:
+            given["baseline"] = np.load(path, allow_pickle=False).astype(np.float32)
+        except (ValueError, OSError, EOFError) as error:
+            raise ValueError(f"--baseline {path}: cannot read it as a .npy array: {error}") from None
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _check_methods(client: ServingClient, methods: Sequence[str], flag: str) -> None:
@@ -462,6 +481,24 @@ def _parser() -> argparse.ArgumentParser:
         help="explanation method, one the model's signatures serve (default: vanilla)",
     )
     explain.add_argument("--signature", help="explanation signature by name (default: explain)")
+    request = explain.add_argument_group(
+        "per-request parameters (default: the export's; the method must take them)"
+    )
+    request.add_argument(
+        "--steps", type=int, metavar="N", help="path intervals (integrated_gradients, blur/guided IG)"
+    )
+    request.add_argument(
+        "--samples", type=int, metavar="N", help="noisy copies averaged (smoothgrad; SmoothGrad inside IG)"
+    )
+    request.add_argument(
+        "--noise", type=float, metavar="F", help="noise sigma as a fraction of the input range"
+    )
+    request.add_argument(
+        "--baseline",
+        metavar="FILE.npy",
+        help="IG baselines in the model's input space: [H,W,C] for all images, [B,H,W,C] one per "
+        "image, or [B,N,H,W,C] N per image (averaged)",
+    )
     explain.set_defaults(run=_explain)
 
     compare = commands.add_parser(

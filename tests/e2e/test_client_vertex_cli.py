@@ -126,3 +126,26 @@ def test_both_spellings_of_the_clip_bounds_are_a_usage_error(served, image, tmp_
                  "--clip-percentiles", "1,99", "--clip-percent-upperbound", "99"])  # fmt: skip
     assert code == 2
     assert "one spelling" in capsys.readouterr().err
+
+
+def test_per_request_flags_reach_client_explain(served, image, tmp_path, capsys):
+    path, pixels = image
+    baseline_file = tmp_path / "baseline.npy"
+    np.save(baseline_file, np.full(SHAPE, 0.25, np.float32))
+    flags = ["--steps", "3", "--samples", "2", "--noise", "0.1", "--baseline", str(baseline_file)]
+    code = main(["explain", str(path), "--server", served, "--model", "clf", "--timeout", "120",
+                 "--method", "integrated_gradients", "--out", str(tmp_path / "out"), "--alpha", "1", *flags])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    written = np.asarray(Image.open(captured.out.strip().split("overlay=")[1]))
+    with ServingClient(served, "clf", timeout=120) as client:
+        asked = client.explain(pixels[None], method="integrated_gradients", steps=3, samples=2, noise=0.1,
+                               baseline=np.full(SHAPE, 0.25, np.float32))  # fmt: skip
+        default = client.explain(pixels[None], method="integrated_gradients")
+    np.testing.assert_array_equal(written, render.overlay(pixels, asked.saliency[0], alpha=1.0))
+    assert not np.allclose(asked.attributions, default.attributions)  # the flags changed the answer
+    # A method without the parameter is refused by the client, naming it (exit 1, nothing drawn).
+    code = main(["explain", str(path), "--server", served, "--model", "clf", "--method", "vanilla",
+                 "--out", str(tmp_path / "no"), "--steps", "3"])  # fmt: skip
+    assert code == 1
+    assert "steps" in capsys.readouterr().err
