@@ -270,6 +270,8 @@ def test_cli_export_from_the_documented_ig_spec_has_its_signature_parameters_and
     fused_softmax_model().save(model_file)
     spec = _with(IG_SPEC, ("parameters", "integratedGradientsAttribution", "stepCount"), 8)
     spec = _with(spec, ("metadata", "inputs", "image", "inputBaselines"), [0.5])
+    if HAS_SMOOTH_IG:
+        spec = _with(spec, (*IG, "smoothGradConfig"), {"noiseSigma": 0.1, "noisySampleCount": 2})
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec))
     copy_file = tmp_path / "report.json"
@@ -283,6 +285,8 @@ def test_cli_export_from_the_documented_ig_spec_has_its_signature_parameters_and
     assert report.signatures["explain_integrated_gradients"].outputs["attributions"].dtype == "DT_FLOAT"
     ig = report.export.methods["integrated_gradients"]
     assert (ig["steps"], ig["baseline"]) == (8, 0.5)
+    if HAS_SMOOTH_IG:
+        assert (ig["samples"], ig["noise"]) == (2, 0.1)
     assert report.visualization is not None
     assert {k: report.visualization[k] for k in IG_VISUALIZATION} == {
         "type": "outlines", "polarity": "positive", "clip_percent_lowerbound": 70.0,
