@@ -298,3 +298,20 @@ def test_cli_export_from_the_documented_ig_spec_has_its_signature_parameters_and
     flags = " ".join(report.visualization["client_flags"])
     assert f"saliency-client explain --method integrated_gradients {flags}" in captured.err
     np.testing.assert_equal(report.model.input_shape, (6, 6, 2))
+
+
+@pytest.mark.skipif(not HAS_XRAI, reason="the xrai method is not registered in this tree")
+def test_xrai_smooth_grad_and_blur_baseline_are_refused_unless_xrai_has_them():
+    xrai_fields = set(_methods.get("xrai").params_type.__dataclass_fields__)
+    smooth = _with(XRAI_SPEC, ("parameters", "xraiAttribution", "smoothGradConfig"), {"noiseSigma": 0.1})
+    if {"samples", "noise"} <= xrai_fields:
+        assert from_explanation_spec(smooth).params.noise == 0.1
+    else:
+        with pytest.raises(VertexSpecError, match=r"\$\.parameters\.xraiAttribution\.smoothGradConfig"):
+            from_explanation_spec(smooth)
+    blur = _with(XRAI_SPEC, ("parameters", "xraiAttribution", "blurBaselineConfig"), {"maxBlurSigma": 4})
+    with pytest.raises(VertexSpecError, match="blurBaselineConfig"):
+        from_explanation_spec(blur)
+    two = _with(XRAI_SPEC, ("parameters", "integratedGradientsAttribution"), {"stepCount": 5})
+    with pytest.raises(VertexSpecError, match="two methods"):
+        from_explanation_spec(two)
