@@ -68,11 +68,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         )
 
 
-def build_grpc_server(
-    core: ServingCore, *, max_workers: int, max_message_bytes: int
-) -> grpc.Server:
-    """A grpc.Server with both services registered and generous message limits."""
-    server = grpc.server(
+def new_grpc_server(*, max_workers: int, max_message_bytes: int) -> grpc.Server:
+    """An empty grpc.Server with the bundled server's settings (the benchmark's echo uses it).
+
+    A thread-pool server: a `grpc.aio` server (session run inline or in an executor), the
+    ``poll`` polling strategy and 2 instead of 16 workers were measured against it at batch 1
+    and none was faster beyond noise (docs/benchmarks.md, "Server overhead").
+    """
+    return grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-worker"),
         options=[
             ("grpc.max_send_message_length", max_message_bytes),
@@ -81,6 +84,13 @@ def build_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
+
+
+def build_grpc_server(
+    core: ServingCore, *, max_workers: int, max_message_bytes: int
+) -> grpc.Server:
+    """A grpc.Server with both services registered and generous message limits."""
+    server = new_grpc_server(max_workers=max_workers, max_message_bytes=max_message_bytes)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core), server
     )

@@ -109,15 +109,17 @@ def _serving_table(serving: dict[str, Any]) -> str:
             f"{r['inproc']['p50_ms']:.2f}", f"{r['inproc']['p99_ms']:.2f}",
             f"{r['grpc']['p50_ms']:.2f}", f"{r['grpc']['p99_ms']:.2f}",
             f"{r['rest']['p50_ms']:.2f}", f"{r['rest']['p99_ms']:.2f}",
-            f"{r['grpc_adds_ms']:+.2f}", f"{r['grpc_floor']['p50_ms']:.2f}", f"{r['rest_over_grpc']:.2f}x",
+            f"{r['grpc_adds_ms']:+.2f}", f"{r['grpc_floor']['p50_ms']:.2f}",
+            f"{r['echo_floor']['p50_ms']:.2f}" if "echo_floor" in r else "-", f"{r['rest_over_grpc']:.2f}x",
         ])  # fmt: skip
     header = [
         "batch", "n", "inproc p50", "inproc p99", "gRPC p50", "gRPC p99", "REST p50", "REST p99",
-        "gRPC adds", "gRPC floor", "REST/gRPC",
+        "gRPC adds", "status RPC", "echo floor", "REST/gRPC",
     ]  # fmt: skip
     lines = [
         "Serving: explain round trip, ms (server subprocess on 127.0.0.1; inproc = Tf1SavedModel.run;\n"
-        "gRPC adds = gRPC p50 - inproc p50; gRPC floor = GetModelStatus round trip p50)",
+        "gRPC adds = gRPC p50 - inproc p50; status RPC = GetModelStatus round trip p50;\n"
+        "echo floor = Predict p50 against a model-free servicer answering the same response)",
         format_table(header, rows),
     ]
     lines += [
