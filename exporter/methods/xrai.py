@@ -25,23 +25,29 @@ the mean of the baselines' logits (Vertex averages `baselineOutputValue` over ba
 the error is |Σ attributions − (F(x) − ½ (F(black) + F(white)))| / |F(x) − ½ (F(black) + F(white))|;
 by linearity it is the error of the mean of the two paths, and it is 0 for a linear model.
 
-Cost: 2 × `steps` gradient evaluations per image, `internal_batch` copies per in-graph step,
-plus one forward pass of each baseline.
+A request may send `steps` (int32 [batch], 2 ≤ steps ≤ `max_steps`, the export's `steps` by
+default), as the IG family's signatures take it: each image gets its own path points, and the
+batch costs what its largest `steps` costs.
+
+Cost: 2 × `steps` gradient evaluations per image (the baselines' logits come from the paths'
+first points), `internal_batch` copies per in-graph step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from exporter._attribution import gradient_at
+from exporter._attribution import chunked_gradient_sum, even_chunk
 from exporter._config_loader import check_int, check_range, check_str, set_field
 from exporter._errors import ConfigError
 from exporter._reference import EagerReference
 from exporter.methods._path import PathMethod
-from exporter.methods.base import Graph, clean_reference, numpy_saliency
+from exporter.methods.base import Graph, RequestInput, clean_reference, numpy_saliency
+from exporter.methods.integrated_gradients import check_maximum, request_values
 from serving_client import contract as c
 
 __all__ = ["Xrai", "XraiParams"]
@@ -57,7 +63,9 @@ class XraiParams:
     Attributes:
         steps: Gradient evaluations per baseline (PAIR's `XRAIParameters.steps`, whose
             default is 100; Vertex's XRAI `step_count` defaults to 50). At least 2: the
-            points include both the baseline and the image.
+            points include both the baseline and the image. The default of the per-request
+            `steps` input.
+        max_steps: The largest `steps` a request may ask for (default 4 × steps, at least 256).
         input_range: (low, high) of the model's inputs: the black and white baselines.
         baselines: `"input_range"` (the constant images `low` and `high`, the paper's black
             and white) or `"image"` (each image's own min and max value, PAIR's default).
@@ -66,9 +74,11 @@ class XraiParams:
     steps: int = 50
     input_range: tuple[float, float] = (0.0, 1.0)
     baselines: str = "input_range"
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_int("methods.xrai.steps", self.steps, minimum=2)
+        set_field(self, "max_steps", check_maximum("methods.xrai.max_steps", self.max_steps, self.steps, 256, "steps"))
         set_field(self, "input_range", check_range("methods.xrai.input_range", self.input_range))
         check_str("methods.xrai.baselines", self.baselines)
         if self.baselines not in BASELINES:
@@ -87,52 +97,43 @@ def _baseline_values(images: tf.Tensor, params: XraiParams) -> tf.Tensor:
     return tf.reshape(tf.constant([low_value, high_value], tf.float32), [2, 1, 1, 1, 1])
 
 
-def xrai_path_gradients(
-    graph: Graph, images: tf.Tensor, target: tf.Tensor, values: tf.Tensor, steps: int
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """The mean path gradient from each baseline, `internal_batch` copies at a time.
+#: XRAI's per-request `steps`: at least 2 (PAIR's points include both ends).
+STEPS_INPUT = RequestInput(c.STEPS, "int32", "steps", minimum=2, maximum_field="max_steps")
 
-    Copy i (of 2 × steps) is on the path from baseline i // steps, at α = (i mod steps) /
-    (steps − 1). One loop for both paths, so the padding of the last chunk is paid once;
-    peak memory O(B × internal_batch).
+
+def xrai_attributions(
+    graph: Graph, images: tf.Tensor, target: tf.Tensor, values: tf.Tensor, steps: tf.Tensor, chunk: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The IG averaged over the two baselines, and the target's mean baseline logit.
+
+    Copy i (of 2 × max(steps)) is on the path from baseline i // max(steps), at point
+    k = i mod max(steps): α = k / (m − 1) for an image with m steps, factor ½ (x − b) / m, and
+    none for k ≥ m. The path's first point is the baseline itself, so its logit (weight ½)
+    gives the mean baseline output without another pass. One loop for both paths, `chunk`
+    copies per step: peak memory O(B × chunk); the cost follows the batch's largest `steps`.
 
     Returns:
-        (mean gradient from the low baseline, from the high one), each [B,H,W,C].
+        (attributions [B,H,W,C], mean baseline logit of the target [B]).
     """
-    count = 2 * steps
-    iterations = -(-count // max(1, graph.internal_batch))
-    chunk = -(-count // iterations)
-    targets = tf.tile(target, [chunk])  # copy-major, matching the [k·B] reshape below
+    longest = tf.reduce_max(steps)
+    count = 2 * longest
+    m = tf.cast(steps, tf.float32)[None]  # [1, B]
 
-    def body(step: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        indices = step * chunk + tf.range(chunk, dtype=tf.int32)
+    def points(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         valid = indices < count
         at = tf.minimum(indices, count - 1)  # padding copies repeat the last point, weight 0
-        which = at // steps
-        alphas = tf.cast(at % steps, tf.float32) / float(steps - 1)
+        which, k = at // longest, at % longest
+        k_f = tf.cast(k, tf.float32)[:, None]  # [k, 1]
+        on_path = tf.logical_and(valid[:, None], k[:, None] < steps[None])  # [k, B]
+        alphas = tf.minimum(k_f / (m - 1.0), 1.0)[:, :, None, None, None]
         base = tf.gather(values, which)  # [k, 1 or B, 1, 1, 1]
-        inputs = base + alphas[:, None, None, None, None] * (images[None] - base)
-        shape = tf.shape(inputs)
-        flat = tf.reshape(inputs, tf.concat([[-1], shape[2:]], axis=0))
-        gradients = tf.reshape(gradient_at(graph.head.logits_fn, flat, targets), shape)
-        weight = tf.where(valid, 1.0 / steps, 0.0)
-        low_weights = tf.where(tf.equal(which, 0), weight, 0.0)
-        high_weights = tf.where(tf.equal(which, 1), weight, 0.0)
-        return (
-            step + 1,
-            low + tf.tensordot(low_weights, gradients, axes=[[0], [0]]),
-            high + tf.tensordot(high_weights, gradients, axes=[[0], [0]]),
-        )
+        inputs = base + alphas * (images[None] - base)
+        factors = tf.where(on_path, 0.5 / m, 0.0)[:, :, None, None, None] * (images[None] - base)
+        first = tf.logical_and(valid, tf.equal(k, 0))[:, None]
+        logit_weights = tf.where(first, 0.5, tf.zeros_like(on_path, tf.float32))
+        return inputs, factors, logit_weights
 
-    zero = tf.zeros_like(images)
-    _, low, high = tf.while_loop(
-        lambda step, *_: step < iterations,
-        body,
-        (tf.constant(0, tf.int32), zero, zero),
-        parallel_iterations=1,
-        maximum_iterations=iterations,
-    )
-    return low, high
+    return chunked_gradient_sum(graph.head.logits_fn, points, images, target, count, chunk)
 
 
 class Xrai(PathMethod):
@@ -144,20 +145,27 @@ class Xrai(PathMethod):
 
     name = "xrai"
     params_type = XraiParams
+    request_inputs = (STEPS_INPUT,)
 
-    def explain(self, graph: Graph, images: tf.Tensor, target_class: tf.Tensor, params: XraiParams) -> dict[str, tf.Tensor]:
+    def explain(
+        self,
+        graph: Graph,
+        images: tf.Tensor,
+        target_class: tf.Tensor,
+        params: XraiParams,
+        request: Mapping[str, tf.Tensor] | None = None,
+    ) -> dict[str, tf.Tensor]:
         logits, outputs = graph.clean_pass(images, target_class)
-        values = _baseline_values(images, params)
-        low, high = xrai_path_gradients(graph, images, outputs[c.TARGET_CLASS], values, params.steps)
-        attributions = 0.5 * ((images - values[0]) * low + (images - values[1]) * high)
-        if params.baselines == "image":
-            ones = tf.ones_like(images)
-            baseline_logits = 0.5 * (graph.head.logits_fn(values[0] * ones) + graph.head.logits_fn(values[1] * ones))
-        else:
-            # Two constant images serve the whole batch: [K].
-            constant = values[:, 0] * tf.ones_like(images[:1])  # [2, H, W, C]
-            baseline_logits = tf.reduce_mean(graph.head.logits_fn(constant), axis=0)
-        return self.path_outputs(graph, outputs, logits, attributions, baseline_logits)
+        steps = dict(request or {}).get(c.STEPS, tf.fill([tf.shape(images)[0]], params.steps))
+        attributions, baseline_target = xrai_attributions(
+            graph,
+            images,
+            outputs[c.TARGET_CLASS],
+            _baseline_values(images, params),
+            steps,
+            even_chunk(2 * params.steps, graph.internal_batch),
+        )
+        return self.path_outputs(graph, outputs, logits, attributions, None, baseline_target=baseline_target)
 
     def reference(
         self,
@@ -166,10 +174,12 @@ class Xrai(PathMethod):
         target_class: np.ndarray | None,
         reduction: str,
         params: XraiParams,
+        request: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per image and baseline, one eager gradient per point, summed in float64."""
+        """Per baseline and per step count, one eager gradient per point, summed in float64."""
         out = clean_reference(copy, images, target_class)
         target = out["target_class"]
+        steps = request_values(request, params, self.request_inputs, len(images), images.shape[1:])[c.STEPS]
         x = images.astype(np.float64)
         if params.baselines == "image":
             flat = x.reshape(len(x), -1)
@@ -180,12 +190,14 @@ class Xrai(PathMethod):
         baseline_logits = np.zeros(out["logits"].shape, np.float64)
         for bound in bounds:
             base = np.broadcast_to(bound[:, None, None, None], x.shape)
-            mean_gradient = np.zeros(x.shape, np.float64)
-            for alpha in np.linspace(0.0, 1.0, params.steps):
-                point = (base + alpha * (x - base)).astype(np.float32)
-                mean_gradient += copy.gradient(point, target) / params.steps
-            attributions += 0.5 * (x - base) * mean_gradient
             baseline_logits += 0.5 * copy.logits(base.astype(np.float32))
+            for m in np.unique(steps):
+                who = np.flatnonzero(steps == m)
+                mean_gradient = np.zeros(x[who].shape, np.float64)
+                for alpha in np.linspace(0.0, 1.0, int(m)):
+                    point = (base[who] + alpha * (x[who] - base[who])).astype(np.float32)
+                    mean_gradient += copy.gradient(point, target[who]) / m
+                attributions[who] += 0.5 * (x[who] - base[who]) * mean_gradient
         rows = np.arange(len(target))
         delta = out["logits"][rows, target].astype(np.float64) - baseline_logits[rows, target]
         error = np.abs(attributions.sum(axis=(1, 2, 3)) - delta)

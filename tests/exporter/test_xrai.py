@@ -92,6 +92,27 @@ def test_served_attributions_equal_pairs_xrai_ig(scene_export):
 
 
 @pytest.mark.integration
+def test_per_request_steps_give_each_image_its_own_path(scene_export):
+    # Mixed steps in one request (TF1 session): each image as PAIR computes it with its own steps.
+    model, _, saved = scene_export
+    x = _images()
+    steps = np.array([5, 9], np.int32)
+    out = saved.run(SIGNATURE, {"images": x, "target_class": np.array([0], np.int32), "steps": steps})
+    black, white = np.zeros(SHAPE, np.float32), np.ones(SHAPE, np.float32)
+    for i in range(len(x)):
+        pair = _pair_xrai(model, x[i], 0, int(steps[i]), baselines=[black, white])
+        reference = np.mean(pair.ig_attribution, axis=0)
+        assert np.abs(out["attributions"][i] - reference).max() <= 1e-5 * np.abs(reference).max()
+    alone = saved.run(SIGNATURE, {"images": x[1:], "target_class": np.array([0], np.int32), "steps": steps[1:]})
+    np.testing.assert_allclose(out["attributions"][1], alone["attributions"][0], atol=1e-7)
+    sig = saved.signature_defs[SIGNATURE]
+    np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["steps"]), [PARAMS.steps])
+    for bad in (1, PARAMS.max_steps + 1):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"steps out of range: expected 2 <= steps <= {PARAMS.max_steps}"):
+            saved.run(SIGNATURE, {"images": x[:1], "steps": np.array([bad], np.int32)})
+
+
+@pytest.mark.integration
 def test_approximation_error_is_completeness_against_the_mean_baseline_output(scene_export):
     # Recomputed from outside: F(x) − ½ (F(black) + F(white)), Vertex's averaged baseline output.
     model, _, saved = scene_export
@@ -120,7 +141,7 @@ def test_the_export_verifies_and_loads_in_tf_servings_cpp_runtime(scene_export):
     def spec(infos):
         return {alias: (t.dtype, [d.size for d in t.tensor_shape.dim]) for alias, t in infos.items()}
 
-    assert spec(sig.inputs) == {"images": (f, [-1, *SHAPE]), "target_class": (i, [-1])}
+    assert spec(sig.inputs) == {"images": (f, [-1, *SHAPE]), "target_class": (i, [-1]), "steps": (i, [-1])}
     assert spec(sig.outputs) == {
         "logits": (f, [-1, 3]), "probabilities": (f, [-1, 3]), "predicted_class": (i, [-1]),
         "target_class": (i, [-1]), "saliency": (f, [-1, 64, 64]), "attributions": (f, [-1, *SHAPE]),
@@ -214,10 +235,13 @@ def test_xrai_config_table_is_parsed_and_checked():
     config = config_from_mapping(
         {"methods": {"enabled": ["xrai"], "xrai": {"steps": 20, "input_range": [-1, 1], "baselines": "image"}}}
     )
-    assert config.methods.params["xrai"] == XraiParams(20, (-1.0, 1.0), "image")
+    assert config.methods.params["xrai"] == XraiParams(20, (-1.0, 1.0), "image", max_steps=256)
+    assert XraiParams(steps=100).max_steps == 400
     with pytest.raises(ConfigError, match=r"methods\.xrai\.steps must be >= 2; received 1"):
         XraiParams(steps=1)
     with pytest.raises(ConfigError, match=r"methods\.xrai\.input_range must be \[low, high\] with low < high; received \[1, 0\]"):
         XraiParams(input_range=(1, 0))
     with pytest.raises(ConfigError, match=r"methods\.xrai\.baselines must be one of input_range, image; received 'blur'"):
         XraiParams(baselines="blur")
+    with pytest.raises(ConfigError, match=r"methods\.xrai\.max_steps must be at least steps \(50\); received 10"):
+        XraiParams(max_steps=10)
