@@ -127,7 +127,7 @@ batch-demo: $(BATCH_STAMP) | $(DEMO_EXPORT)  ## explain the 10,000 MNIST test di
 	    --output build/batch-demo/output --heatmaps 0.1 \
 	    --runner DirectRunner --direct_running_mode multi_processing --direct_num_workers 2
 
-bench-batch: $(BATCH_STAMP) | $(DEMO_EXPORT)  ## images/s: Beam with 2 worker processes vs one in-process loop
+bench-batch: $(BATCH_STAMP) | $(DEMO_EXPORT)  ## images/s: Beam with 2 worker processes vs one in-process loop (3 runs each, medians; ~5 min)
 	$(BATCH_PY) -m tests.batch.bench --model_base_path $(DEMO_EXPORT) --workdir build/bench-batch
 
 serve-tfserving:  ## print/run the docker command for real TensorFlow Serving on the demo export
