@@ -224,7 +224,7 @@ def _report(case: dict[str, Any], workers: int, cores: int) -> str:
         f"  ratio to the loop: {case['ratio_steady']:.2f}x steady, {case['ratio_wall']:.2f}x wall\n"
         f"  ceiling on {cores} cores at the workers' cost: {cores} x 1000 / "
         f"{beam['steady_cpu_ms_per_image']['median']:.2f} ms = {case['ceiling_images_per_s']:.0f} images/s "
-        f"= {case['ceiling_ratio']:.2f}x the loop\n"
+        f"= {case['ceiling_ratio']:.2f}x this run's loop rate (the most the ratio can be)\n"
         f"  target steady >= {TARGET}x the loop: {'MET' if met else 'MISSED'} ({case['ratio_steady']:.2f}x)"
     )
 
