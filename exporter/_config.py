@@ -91,6 +91,11 @@ class MethodsConfig:
         internal_batch: Methods that evaluate many copies of each image (SmoothGrad, IG)
             evaluate this many per in-graph step, so peak memory is O(batch ×
             internal_batch), whatever the sample or step count.
+        request_inputs: Whether the methods' signatures take their optional per-request
+            parameters (`steps`, `samples`, `noise`, `baseline`; each method's
+            `request_inputs`). False exports the signatures as before they existed (images and
+            target_class only), e.g. while clients that do not send them are served with
+            request batching on (docs/production.md#batching-and-target_class).
         params: Method name → its parameters, for every registered method that has
             parameters (defaults filled in). Given as a mapping or as an iterable of
             parameter objects (each names its method by its type).
@@ -102,6 +107,7 @@ class MethodsConfig:
 
     enabled: tuple[str, ...] = (c.VANILLA,)
     internal_batch: int = 32
+    request_inputs: bool = True
     params: Mapping[str, Any] = dataclasses.field(
         default_factory=dict, metadata={TABLES: _methods.params_types}
     )
@@ -113,12 +119,17 @@ class MethodsConfig:
         # vanilla first and always; registry order otherwise, no duplicates.
         set_field(self, "enabled", tuple(n for n in _methods.names() if n in (c.VANILLA, *enabled)))
         check_int("methods.internal_batch", self.internal_batch, minimum=1)
+        check_bool("methods.request_inputs", self.request_inputs)
         set_field(self, "params", _params_by_method(self.params))
 
     def params_of(self, name: str) -> Any:
         """The parameters of method `name` (a `NoParams()` for a method without any)."""
         method = _methods.get(name)
         return self.params.get(name, method.params_type())
+
+    def request_inputs_of(self, name: str) -> tuple[Any, ...]:
+        """The per-request inputs method `name`'s signature takes (none if `request_inputs` is off)."""
+        return _methods.get(name).request_inputs if self.request_inputs else ()
 
     def replace_params(self, *params: Any) -> MethodsConfig:
         """A copy with these parameter objects replacing those of their methods."""
@@ -451,9 +462,11 @@ def methods_from_record(recorded: Mapping[str, Any] | None) -> MethodsConfig:
 
     Reads the table layout (`to_mapping(MethodsConfig)`), and the flat one of reports written
     before each method had its own table (`smoothgrad_samples`, `ig_steps`, …). Reports of
-    exports made before the methods existed record none: they have `explain` only.
+    exports made before the methods existed record none: they have `explain` only. Reports
+    without `request_inputs` predate the per-request parameters: their signatures have none.
     """
     recorded = dict(recorded or {})
+    recorded.setdefault("request_inputs", False)
     for old, (table, key) in _FLAT_METHOD_KEYS.items():
         if old in recorded:
             recorded.setdefault(table, {})[key] = recorded.pop(old)

@@ -58,7 +58,7 @@ def input_defaults(
         params = methods.params_of(name)
         defaults[method.signature] = {
             c.TARGET_CLASS: np.array([c.TARGET_CLASS_DEFAULT], np.int32),
-            **{spec.alias: spec.default(params, input_shape) for spec in method.request_inputs},
+            **{spec.alias: spec.default(params, input_shape) for spec in methods.request_inputs_of(name)},
         }
     return defaults
 
@@ -95,9 +95,7 @@ def build_signatures(
     images_spec = format_spec(input_config, input_shape)
     target_spec = tf.TensorSpec([None], tf.int32, name=c.TARGET_CLASS)
 
-    request_inputs = {
-        _methods.get(name).signature: _methods.get(name).request_inputs for name in methods.enabled
-    }
+    request_inputs = {_methods.get(name).signature: methods.request_inputs_of(name) for name in methods.enabled}
 
     def specs_at(name: str, batch: int) -> list[tf.TensorSpec]:
         images_at = tf.TensorSpec([batch, *images_spec.shape[1:]], images_spec.dtype, name=c.IMAGES)
@@ -127,7 +125,7 @@ def build_signatures(
 
     def signature_of(method: Method, graph: Graph, params: Any) -> Any:
         name = method.signature
-        extra = method.request_inputs
+        extra = request_inputs[name]
         specs = [images_spec, target_spec, *(spec.spec(None, input_shape) for spec in extra)]
 
         def explain(images: tf.Tensor, target_class: tf.Tensor, *values: tf.Tensor) -> dict[str, tf.Tensor]:

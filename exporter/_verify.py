@@ -59,9 +59,10 @@ _OUTPUT_DTYPE = {c.PREDICTED_CLASS: _DT_INT32, c.TARGET_CLASS: _DT_INT32}
 _REQUEST_DTYPE = {"int32": _DT_INT32, "float32": _DT_FLOAT}
 
 
-def _method_expected(method: _methods.Method) -> tuple[dict[str, int], dict[str, int]]:
-    """(inputs, outputs) alias → DataType of a method's signature, from its declared outputs."""
-    inputs = {**_EXPECTED[c.EXPLAIN][0], **{spec.alias: _REQUEST_DTYPE[spec.dtype] for spec in method.request_inputs}}
+def _method_expected(method: _methods.Method, methods: MethodsConfig) -> tuple[dict[str, int], dict[str, int]]:
+    """(inputs, outputs) alias → DataType of a method's signature, from its declared inputs and outputs."""
+    request = methods.request_inputs_of(method.name)
+    inputs = {**_EXPECTED[c.EXPLAIN][0], **{spec.alias: _REQUEST_DTYPE[spec.dtype] for spec in request}}
     return inputs, {alias: _OUTPUT_DTYPE.get(alias, _DT_FLOAT) for alias in method.outputs}
 
 
@@ -75,8 +76,12 @@ def check_contract(
         methods: The exported methods; their signatures are checked too.
         input_format: The export's input format (sets the dtype of `images`).
     """
-    enabled_methods = [_methods.get(m) for m in (methods or MethodsConfig()).enabled]
-    expected = {**_EXPECTED, **{m.signature: _method_expected(m) for m in enabled_methods if m.signature != c.EXPLAIN}}
+    methods = methods or MethodsConfig()
+    enabled_methods = [_methods.get(m) for m in methods.enabled]
+    expected = {
+        **_EXPECTED,
+        **{m.signature: _method_expected(m, methods) for m in enabled_methods if m.signature != c.EXPLAIN},
+    }
     for name, (inputs, outputs) in expected.items():
         inputs = {**inputs, c.IMAGES: _IMAGES_DTYPE[input_format]}
         if name not in signature_defs:
@@ -91,7 +96,7 @@ def check_contract(
                     f"Signature {name!r} {kind}s: expected {wanted} (alias → DataType); received {got}."
                 )
     for method in enabled_methods:
-        for alias in (c.TARGET_CLASS, *(spec.alias for spec in method.request_inputs)):
+        for alias in (c.TARGET_CLASS, *(spec.alias for spec in methods.request_inputs_of(method.name))):
             if alias not in signature_defs[method.signature].defaults:
                 raise VerificationError(f"Signature {method.signature!r} does not record a default for {alias}.")
 
@@ -399,7 +404,7 @@ def _verify_methods(
         runs.extend((label, method, target, {}) for method in checked)
     # Mixed per-image values in one request: each image must get its own answer.
     for method in checked:
-        if method.request_inputs:
+        if methods.request_inputs_of(method.name):
             params = methods.params_of(method.name)
             values = mixed_request_values(method, params, samples.shape[0], samples, config.seed)
             runs.append(("per_request", method, other, values))

@@ -243,3 +243,18 @@ def test_max_parameters_are_validated_and_default_to_a_multiple():
         IntegratedGradientsParams(max_steps=10)
     with pytest.raises(ConfigError, match="methods.smoothgrad.max_samples"):
         SmoothGradParams(samples=4, max_samples=2)
+
+
+def test_request_inputs_off_exports_the_signatures_as_before():
+    from exporter import SaliencyExporter
+    from exporter._config import methods_from_record
+    from exporter._config_loader import to_mapping
+
+    methods = MethodsConfig(enabled=("integrated_gradients", "smoothgrad"), request_inputs=False)
+    signatures = SaliencyExporter(linear_head_model(), ExportConfig(methods=methods)).signatures
+    for name in (IG, SG, "explain"):
+        assert [spec.name for spec in signatures[name].input_signature] == ["images", "target_class"]
+    on = MethodsConfig(enabled=("integrated_gradients",))
+    assert methods_from_record(to_mapping(on)).request_inputs is True
+    # A report written before the per-request parameters existed: its signatures have none.
+    assert methods_from_record({"enabled": ["integrated_gradients"]}).request_inputs is False
