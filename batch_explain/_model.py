@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,9 @@ class ExportSignature:
         outputs: the signature's output names.
         max_batch: the largest batch the signature's graph accepts (the export report's
             ``limits``), or ``None`` when the export records none.
+        request_defaults: the signature's other inputs (per-request parameters such as
+            ``steps`` or ``baseline``) and the export's default for each, from the
+            SignatureDef's ``defaults`` (length 1: it broadcasts over the batch).
     """
 
     version_path: str
@@ -49,6 +52,7 @@ class ExportSignature:
     image_shape: tuple[int | None, int | None, int | None]
     outputs: tuple[str, ...]
     max_batch: int | None = None
+    request_defaults: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def resolve_version(model_base_path: str) -> tuple[str, int]:
@@ -126,10 +130,21 @@ def read_signature(model_base_path: str, signature: str) -> ExportSignature:
     dtype = tf.dtypes.as_dtype(info.dtype)
     dims = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
     max_batch = _max_batch(version_path, signature)
+    # A batch job sends only images and target_class; every other input (the per-request
+    # parameters) gets the export's default, which a signature function needs passed.
+    request_defaults = {}
+    for name in sorted(set(definition.inputs) - {contract.IMAGES, contract.TARGET_CLASS}):
+        if name not in definition.defaults:
+            raise ValueError(
+                f"Signature {signature!r} of {version_path!r} takes input {name!r} with no default "
+                f"in its SignatureDef; a batch job sends only {contract.IMAGES!r} and "
+                f"{contract.TARGET_CLASS!r}."
+            )
+        request_defaults[name] = tf.make_ndarray(definition.defaults[name])
     if dtype == tf.string and len(dims) == 1:
         return ExportSignature(
             version_path, version, signature, IMAGE_BYTES, (None, None, None),
-            tuple(sorted(definition.outputs)), max_batch,
+            tuple(sorted(definition.outputs)), max_batch, request_defaults,
         )
     if dtype not in (tf.float32, tf.uint8) or len(dims) != 4 or None in dims[1:]:
         raise ValueError(
@@ -138,7 +153,7 @@ def read_signature(model_base_path: str, signature: str) -> ExportSignature:
         )
     return ExportSignature(
         version_path, version, signature, dtype.name, dims[1:],
-        tuple(sorted(definition.outputs)), max_batch,
+        tuple(sorted(definition.outputs)), max_batch, request_defaults,
     )
 
 
@@ -195,6 +210,7 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         intra_op_threads: int | None = None,
         faithfulness_steps: int = 0,
         blur_sigma: float = 3.0,
+        request_defaults: dict[str, np.ndarray] | None = None,
     ) -> None:
         """
         Args:
@@ -207,6 +223,8 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
             faithfulness_steps: deletion/insertion steps per image (0: no scores); float32
                 exports only, see :func:`_faithfulness`.
             blur_sigma: σ of the blurred image insertion starts from.
+            request_defaults: the signature's other inputs and their defaults
+                (:attr:`ExportSignature.request_defaults`), sent with every call.
         """
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self._version_path = version_path
@@ -215,6 +233,7 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         self._pad_to = max_batch_size
         self._steps = faithfulness_steps
         self._blur_sigma = blur_sigma
+        self._request_defaults = dict(request_defaults or {})
 
     def load_model(self) -> Any:
         """Load the SavedModel once per worker process; return the signature's function."""
@@ -248,7 +267,8 @@ class SignatureModelHandler(ModelHandler[ExplainInput, PredictionResult, Any]):
         images = _stack(padded)
         targets = np.asarray([example.target_class for example in padded], dtype=np.int32)
         outputs = model(
-            **{contract.IMAGES: tf.constant(images), contract.TARGET_CLASS: tf.constant(targets)}
+            **{name: tf.constant(value) for name, value in self._request_defaults.items()},
+            **{contract.IMAGES: tf.constant(images), contract.TARGET_CLASS: tf.constant(targets)},
         )
         arrays = {name: tensor.numpy() for name, tensor in outputs.items()}
         if self._steps and not isinstance(batch[0].pixels, bytes) and images.dtype == np.float32:

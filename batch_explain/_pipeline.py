@@ -317,6 +317,7 @@ def build_pipeline(
             intra_op_threads=options.intra_op_threads,
             faithfulness_steps=options.faithfulness_steps,
             blur_sigma=options.blur_sigma,
+            request_defaults=export.request_defaults,
         )
     )
     results, failed = (

@@ -68,6 +68,7 @@ def loop(model_base_path: str, inputs: Sequence[Path], signature: str = "explain
     export = read_signature(model_base_path, signature)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     function = tf.saved_model.load(export.version_path).signatures[signature]
+    defaults = {name: tf.constant(value) for name, value in export.request_defaults.items()}
     loaded_at, cpu_loaded = time.perf_counter(), time.process_time()
     count = 0
     batch: list[Any] = []  # float32 or uint8 pixels (this export has no image_bytes input)
@@ -75,7 +76,8 @@ def loop(model_base_path: str, inputs: Sequence[Path], signature: str = "explain
     def flush() -> None:
         images = np.stack(batch)
         outputs = function(images=tf.constant(images),
-                           target_class=tf.constant(np.full(len(batch), -1, np.int32)))
+                           target_class=tf.constant(np.full(len(batch), -1, np.int32)),
+                           **defaults)  # the per-request parameters at the export's defaults
         {name: tensor.numpy() for name, tensor in outputs.items()}  # the results, as a user keeps them
         batch.clear()
 

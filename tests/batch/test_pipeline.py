@@ -382,6 +382,18 @@ def ig_export(tmp_path_factory) -> Path:
     )
 
 
+def _request_defaults(version: Path, name: str) -> dict:
+    """The SignatureDef's defaults of the inputs other than images and target_class (the
+    per-request parameters), read from saved_model.pb here, apart from the pipeline."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((version / "saved_model.pb").read_bytes())
+    definition = saved.meta_graphs[0].signature_def[name]
+    return {key: tf.constant(tf.make_ndarray(definition.defaults[key])) for key in definition.inputs
+            if key not in ("images", "target_class")}
+
+
 def test_integrated_gradients_rows_carry_the_approximation_error_and_signed_heatmaps(ig_export, inputs, tmp_path):
     output = tmp_path / "out"
     _run(BatchOptions(model_base_path=str(ig_export), input=str(inputs / "digit_0000*.png"), output=str(output),
@@ -389,11 +401,13 @@ def test_integrated_gradients_rows_carry_the_approximation_error_and_signed_heat
                       heatmaps=HeatmapOptions(polarity="both")))
     rows = _table(output).to_pylist()
     assert len(rows) == 10 and {r["signature"] for r in rows} == {"explain_integrated_gradients"}
-    loaded = tf.saved_model.load(str(next(p for p in ig_export.iterdir() if p.name.isdigit())))
+    version = next(p for p in ig_export.iterdir() if p.name.isdigit())
+    loaded = tf.saved_model.load(str(version))
     pngs = [Path(r["id"]).read_bytes() for r in rows]
     pixels = np.stack([np.asarray(Image.open(io.BytesIO(p)), np.float32) for p in pngs])[..., None] / 255.0
     outputs = loaded.signatures["explain_integrated_gradients"](
-        images=tf.constant(pixels), target_class=tf.constant([-1] * len(rows), tf.int32)
+        images=tf.constant(pixels), target_class=tf.constant([-1] * len(rows), tf.int32),
+        **_request_defaults(version, "explain_integrated_gradients"),
     )
     np.testing.assert_allclose([r["approximation_error"] for r in rows],
                                outputs["approximation_error"].numpy(), atol=TOLERANCE)
