@@ -52,14 +52,15 @@ def saliency_map(attribution: tf.Tensor, reduction: str) -> tf.Tensor:
     return normalize_per_example(reduce_channels(attribution, reduction))
 
 
-def resolve_target(
-    target_class: tf.Tensor, predicted_class: tf.Tensor, num_classes: int
-) -> tf.Tensor:
-    """Broadcasts and validates `target_class`; −1 means the predicted class.
+def resolve_target(target_class: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """Broadcasts and validates `target_class`; −j means the j-th most probable class.
+
+    −1 is the predicted class (the argmax), −2 the runner-up, …, −K the least probable:
+    ranked from the logits the method already computed, so no second forward pass.
 
     Args:
-        target_class: int32 [B] or [1]; each value in [-1, num_classes).
-        predicted_class: int32 [B].
+        target_class: int32 [B] or [1]; each value in [−num_classes, num_classes).
+        logits: float32 [B,K].
         num_classes: K.
 
     Returns:
@@ -68,7 +69,7 @@ def resolve_target(
     Raises (at run time, as InvalidArgumentError → gRPC INVALID_ARGUMENT):
         If the length is neither 1 nor B, or a value is out of range.
     """
-    batch = tf.shape(predicted_class)[0]
+    batch = tf.shape(logits)[0]
     length = tf.shape(target_class)[0]
     checks = [
         tf.debugging.Assert(
@@ -77,15 +78,20 @@ def resolve_target(
              "for batch size", batch],
         ),
         tf.debugging.Assert(
-            tf.reduce_all(tf.logical_and(target_class >= -1, target_class < num_classes)),
-            [f"target_class out of range: expected -1 (the predicted class) or 0..{num_classes - 1}; "
-             "received", target_class],
+            tf.reduce_all(tf.logical_and(target_class >= -num_classes, target_class < num_classes)),
+            [f"target_class out of range: expected a class 0..{num_classes - 1}, or -1 (the predicted "
+             f"class) down to -{num_classes} (-j: the j-th most probable class); received", target_class],
             summarize=16,
         ),
     ]
     with tf.control_dependencies(checks):
         target = tf.broadcast_to(tf.identity(target_class), [batch])
-    return tf.where(target < 0, predicted_class, target)
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    # top_k orders ties by index, as argmax does, so -1 and rank 1 agree.
+    ranked = tf.math.top_k(logits, k=num_classes, sorted=True).indices
+    rank = tf.clip_by_value(-target - 1, 0, num_classes - 1)
+    by_rank = tf.gather(ranked, rank, axis=1, batch_dims=1)
+    return tf.where(target >= 0, target, tf.where(tf.equal(target, -1), predicted, by_rank))
 
 
 def vanilla_gradient(

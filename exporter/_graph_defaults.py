@@ -58,6 +58,10 @@ def record_signature_defaults(
                 kept = {"dtype": type(dtype)(), "shape": type(shape)()}
                 kept["dtype"].CopyFrom(dtype)
                 kept["shape"].CopyFrom(shape)
+                if kept["shape"].WhichOneof("value") is None:
+                    # An unknown-rank input (target_class: [batch] or [batch, K]) has no shape attr;
+                    # PlaceholderWithDefault requires one.
+                    kept["shape"].shape.unknown_rank = True
                 node.attr.clear()
                 for key, attr in kept.items():
                     node.attr[key].CopyFrom(attr)

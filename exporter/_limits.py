@@ -154,16 +154,34 @@ def batch_refusal(signature: str, maximum: int) -> str:
     return f" exceeds the maximum batch of {signature}: {maximum} (config [limits] {signature})"
 
 
-def check_batch(images: tf.Tensor, signature: str, maximum: int) -> tf.Tensor:
-    """Graph ops: `images` once its batch is known to be at most `maximum`.
+def check_batch(images: tf.Tensor, signature: str, maximum: int, classes: tf.Tensor | None = None) -> tf.Tensor:
+    """Graph ops: `images` once the rows the graph evaluates are known to be at most `maximum`.
+
+    Args:
+        images: The request's images (the batch B is dimension 0).
+        signature: Its name, for the message.
+        maximum: The signature's maximum batch.
+        classes: int32 scalar K, the classes explained per image (a `[B, K]` `target_class`):
+            the graph evaluates B·K rows, so B·K is what is bounded. None: K = 1.
 
     Raises (at run time, InvalidArgumentError → INVALID_ARGUMENT):
         `batch of 4096 exceeds the maximum batch of explain_integrated_gradients: 256
-        (config [limits] explain_integrated_gradients)`.
+        (config [limits] explain_integrated_gradients)`, or with classes `batch of 64 images
+        × 8 classes = 512 rows exceeds …`.
     """
     batch = tf.shape(images, out_type=tf.int64)[0]
     message = tf.strings.join(["batch of ", tf.strings.as_string(batch), batch_refusal(signature, maximum)])
-    check = tf.debugging.Assert(batch <= maximum, [message])
+    rows = batch
+    if classes is not None:
+        k = tf.cast(classes, tf.int64)
+        rows = batch * k
+        several = tf.strings.join(
+            ["batch of ", tf.strings.as_string(batch), " images × ", tf.strings.as_string(k), " classes = ",
+             tf.strings.as_string(rows), " rows", batch_refusal(signature, maximum)]
+        )
+        # One class per image keeps the one-class wording (the bundled server's too).
+        message = tf.where(k > 1, several, message)
+    check = tf.debugging.Assert(rows <= maximum, [message])
     with tf.control_dependencies([check]):
         return tf.identity(images)
 

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from exporter import methods as _methods
+from exporter._classes import class_targets, explain_per_class
 from exporter._config import InputConfig, LimitsConfig, MethodsConfig
 from exporter._inputs import ImageLimits, image_limits, to_model_input
 from exporter._inputs import images_spec as format_spec
@@ -93,7 +94,8 @@ def build_signatures(
     methods = methods or MethodsConfig()
     views = dict(views or {})
     images_spec = format_spec(input_config, input_shape)
-    target_spec = tf.TensorSpec([None], tf.int32, name=c.TARGET_CLASS)
+    # Unknown rank: [batch] (one class per image) or [batch, K] (see `exporter._classes`).
+    target_spec = tf.TensorSpec(None, tf.int32, name=c.TARGET_CLASS)
 
     request_inputs = {_methods.get(name).signature: methods.request_inputs_of(name) for name in methods.enabled}
 
@@ -108,11 +110,11 @@ def build_signatures(
 
     signature_limits = SignatureLimits(limits or LimitsConfig(), specs_at)
 
-    def _finite(images: tf.Tensor, name: str) -> tf.Tensor:
+    def _finite(images: tf.Tensor, name: str, classes: tf.Tensor | None = None) -> tf.Tensor:
         # The batch first: an oversize request is refused before anything is decoded or run.
         maximum = signature_limits.maximum(name)
         if maximum is not None:
-            images = check_batch(images, name, maximum)
+            images = check_batch(images, name, maximum, classes)
         return _finite_float(to_model_input(images, input_config, input_shape))
 
     prediction = Graph(head, reduction, methods.internal_batch).prediction
@@ -128,24 +130,35 @@ def build_signatures(
         extra = request_inputs[name]
         specs = [images_spec, target_spec, *(spec.spec(None, input_shape) for spec in extra)]
 
-        def explain(images: tf.Tensor, target_class: tf.Tensor, *values: tf.Tensor) -> dict[str, tf.Tensor]:
-            model_images = _finite(images, name)
+        def rows(model_images: tf.Tensor, target: tf.Tensor, values: Any) -> dict[str, tf.Tensor]:
             if extra:
-                batch = tf.shape(model_images)[0]
-                request = {
-                    spec.alias: spec.checked(value, batch, params, method.name, input_shape)
-                    for spec, value in zip(extra, values, strict=True)
-                }
+                request = dict(zip((spec.alias for spec in extra), values, strict=True))
                 explain_fn: Any = method.explain  # the request keyword is the method's own
-                outputs = explain_fn(graph, model_images, target_class, params, request=request)
+                outputs = explain_fn(graph, model_images, target, params, request=request)
             else:
-                outputs = method.explain(graph, model_images, target_class, params)
+                outputs = method.explain(graph, model_images, target, params)
             if set(outputs) != set(method.outputs):
                 raise ValueError(
                     f"Method {method.name!r} returned outputs {sorted(outputs)}; its `outputs` "
                     f"declare {sorted(method.outputs)}."
                 )
-            return outputs
+            return dict(outputs)
+
+        def checked(values: tuple[tf.Tensor, ...], batch: tf.Tensor) -> list[tf.Tensor]:
+            return [
+                spec.checked(value, batch, params, method.name, input_shape)
+                for spec, value in zip(extra, values, strict=True)
+            ]
+
+        def explain(images: tf.Tensor, target_class: tf.Tensor, *values: tf.Tensor) -> dict[str, tf.Tensor]:
+            if target_class.shape.rank == 1:
+                # Traced with a rank-1 target (the limits' cost traces): static shapes, no class axis.
+                model_images = _finite(images, name)
+                return rows(model_images, target_class, checked(values, tf.shape(model_images)[0]))
+            target, classes = class_targets(target_class, tf.shape(images)[0])
+            model_images = _finite(images, name, classes)
+            batch = tf.shape(model_images)[0]
+            return explain_per_class(rows, model_images, target, classes, checked(values, batch))
 
         # Named parameters with the export's defaults, so Python callers (the evaluation,
         # tests) may leave the per-request inputs out, as TF Serving requests may.

@@ -348,6 +348,10 @@ def verify_export(
                 f"explain ignored target_class: expected {other.tolist()}, received "
                 f"{explain_other[c.TARGET_CLASS].tolist()}."
             )
+        vanilla = _methods.get(c.VANILLA)
+        figures["explain_class_axis"] = _verify_class_axis(
+            saved, copy, (feed_images, samples), other, reduction, vanilla.params_type(), vanilla, saliency_atol
+        )
         fd = None
         if input_config.format == "float32":
             fd = _finite_differences(
@@ -438,7 +442,54 @@ def _verify_methods(
                 )
         if values:
             recorded["per_request_values"] = {k: _brief(v) for k, v in values.items()}
+    for method in checked:
+        figures.setdefault(method.signature, {}).update(
+            _verify_class_axis(saved, copy, feed_and_samples, other, reduction, methods.params_of(method.name), method, atol)
+        )
     return figures
+
+
+def _verify_class_axis(
+    saved: Tf1SavedModel,
+    copy: Any,
+    feed_and_samples: tuple[np.ndarray, np.ndarray],
+    other: np.ndarray,
+    reduction: str,
+    params: Any,
+    method: _methods.Method,
+    atol: float,
+) -> dict[str, float]:
+    """A `[B, 2]` target_class (an explicit class and −2, the runner-up) vs the eager reference per class.
+
+    So a wrong reshape or row order of the class axis (`exporter._classes`) cannot publish.
+    """
+    from exporter.methods.base import resolve_classes
+
+    feed_images, samples = feed_and_samples[0][:2], feed_and_samples[1][:2]
+    explicit = other[:2]
+    ranked = -2 if copy.logits(samples[:1]).shape[-1] >= 2 else -1
+    target = np.stack([explicit, np.full_like(explicit, ranked)], axis=1).astype(np.int32)
+    out = saved.run(method.signature, {c.IMAGES: feed_images, c.TARGET_CLASS: target})
+    name = method.signature
+    reference_logits = copy.logits(samples)
+    resolved = resolve_classes(reference_logits, target)
+    if not np.array_equal(out[c.TARGET_CLASS], resolved):
+        raise VerificationError(
+            f"{name} with target_class {target.tolist()} explained classes {out[c.TARGET_CLASS].tolist()}; "
+            f"expected {resolved.tolist()} (class axis)."
+        )
+    recorded: dict[str, float] = {}
+    for k in range(target.shape[1]):
+        ref = method.reference(copy, samples, resolved[:, k], reduction, params)
+        served = {alias: value if alias in c.PREDICT_OUTPUTS else value[:, k] for alias, value in out.items()}
+        for check, value, tolerance in method.checks(served, ref, atol):
+            recorded[f"{check}_class_axis_{k}_max_abs_diff"] = value
+            if not value <= tolerance:
+                raise VerificationError(
+                    f"{name} with a [batch, K] target_class does not match its eager reference for class "
+                    f"column {k}: max |{check} difference| = {value:.3g} exceeds the tolerance {tolerance:.3g}."
+                )
+    return recorded
 
 
 def mixed_request_values(

@@ -205,20 +205,22 @@ def _method_outputs(method: str) -> tuple[str, ...]:
 
 def expected_shapes(
     signature: str, input_shape: Sequence[int], num_classes: int, input_format: str
-) -> dict[str, list[int]]:
+) -> dict[str, list[int] | None]:
     """alias → the shape the contract gives it (−1: the batch dimension) in `signature`."""
     h, w, ch = (int(d) for d in input_shape)
-    shapes = {
+    shapes: dict[str, list[int] | None] = {
         c.IMAGES: [-1] if input_format == c.IMAGE_BYTES else [-1, h, w, ch],
         c.LOGITS: [-1, num_classes],
         c.PROBABILITIES: [-1, num_classes],
         c.PREDICTED_CLASS: [-1],
     }
     if signature != c.SERVING_DEFAULT:
-        shapes.update({c.TARGET_CLASS: [-1], c.SALIENCY: [-1, h, w]})
+        # Unknown rank (None): target_class is [batch] or [batch, K], and the outputs per
+        # target follow it ([batch, H, W] or [batch, K, H, W]; see docs/contract.md).
+        shapes.update({c.TARGET_CLASS: None, c.SALIENCY: None})
     method = c.method_of_signature(signature)
     if method is not None and c.ATTRIBUTIONS in _method_outputs(method):
-        shapes.update({c.ATTRIBUTIONS: [-1, h, w, ch], c.APPROXIMATION_ERROR: [-1]})
+        shapes.update({c.ATTRIBUTIONS: None, c.APPROXIMATION_ERROR: None})
     return shapes
 
 

@@ -224,6 +224,8 @@ class ServingClient:
         samples: int | Sequence[int] | np.ndarray | None = None,
         noise: float | Sequence[float] | np.ndarray | None = None,
         baseline: Any = None,
+        classes: Sequence[int] | Sequence[Sequence[int]] | np.ndarray | None = None,
+        top_k: int | None = None,
     ) -> Explanation:
         """Classify images and get a saliency map for each, in one call.
 
@@ -250,6 +252,13 @@ class ServingClient:
                 sees): one image ``[H, W, C]`` for all, one per image ``[B, H, W, C]``, or N
                 per image ``[B, N, H, W, C]`` (their attributions are averaged); ``None``:
                 the export's constant baseline.
+            classes: several classes per image in one call: K class ids for every image, or
+                one row of K per image (``[B, K]``); ``-j`` is each image's j-th most probable
+                class. The per-class outputs then have a class axis after the batch
+                (``saliency`` ``[B, K, H, W]``, ``target_class`` ``[B, K]``, see
+                :class:`Explanation`). Not together with ``target_class`` or ``top_k``.
+            top_k: explain each image's ``top_k`` most probable classes (``classes=[-1, ...,
+                -top_k]``), most probable first.
 
             Each per-request parameter the signature has is sent with one value per image
             (the signature's default, read from the model's metadata, for those not
@@ -262,7 +271,8 @@ class ServingClient:
 
         Raises:
             TypeError, ValueError: for images the export's input format cannot take,
-                malformed target classes, a ``method`` the model's metadata does not list
+                malformed target classes (or ``classes`` / ``top_k``; ``target_class`` with
+                either, or both), a ``method`` the model's metadata does not list
                 (the message lists those it has; nothing is sent), a ``method`` and
                 ``signature`` that disagree, or a per-request parameter the signature does
                 not take (the message names the method's per-request inputs).
@@ -277,11 +287,12 @@ class ServingClient:
         if not explicit:
             self._check_offered(method or contract.VANILLA, signature)
         batch = self._image_batch(images, signature)
-        requested = contract.TARGET_CLASS_DEFAULT if target_class is None else target_class
-        inputs = {
-            contract.IMAGES: batch,
-            contract.TARGET_CLASS: _inputs.as_target_class(requested, batch.shape[0]),
-        }
+        if classes is not None or top_k is not None:
+            target = _class_matrix(target_class, classes, top_k, batch.shape[0])
+        else:
+            requested = contract.TARGET_CLASS_DEFAULT if target_class is None else target_class
+            target = _inputs.as_target_class(requested, batch.shape[0])
+        inputs = {contract.IMAGES: batch, contract.TARGET_CLASS: target}
         given = {
             contract.STEPS: steps,
             contract.SAMPLES: samples,
@@ -610,6 +621,35 @@ def signature_for(method: str | None, signature: str | None = None) -> str:
             f"{signature!r} was also given; pass one of them."
         )
     return signature
+
+
+def _class_matrix(target_class: Any, classes: Any, top_k: int | None, batch: int) -> np.ndarray:
+    """``classes`` / ``top_k`` as the int32 ``[batch, K]`` target the signature takes."""
+    if target_class is not None:
+        given = "classes" if classes is not None else "top_k"
+        raise ValueError(
+            f"explain() takes target_class (one class per image) or {given} (several), not both; "
+            f"got target_class={target_class!r} and {given}={classes if classes is not None else top_k!r}."
+        )
+    if classes is not None and top_k is not None:
+        raise ValueError(f"explain() takes classes or top_k, not both; got classes={classes!r} and top_k={top_k!r}.")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ValueError(f"top_k must be an int >= 1; got {top_k!r}.")
+        return np.broadcast_to(-np.arange(1, int(top_k) + 1, dtype=np.int32), (batch, int(top_k))).copy()
+    array = np.asarray(classes)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"classes must be ints (K for all images, or [B, K]); got {classes!r} (dtype {array.dtype}).")
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] < 1 or array.shape[0] not in (1, batch):
+        raise ValueError(
+            f"classes must be K >= 1 class ids for every image or one row of K per image ([{batch}, K]); "
+            f"got shape {list(np.shape(classes))}."
+        )
+    if array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max:
+        raise ValueError(f"classes must fit in int32; got {array.tolist()}.")
+    return np.broadcast_to(array.astype(np.int32), (batch, array.shape[1])).copy()
 
 
 def _take(outputs: dict[str, np.ndarray], names: Sequence[str], signature: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,17 +49,21 @@ class Explanation:
         logits: float32 ``[batch, K]``.
         probabilities: float32 ``[batch, K]``.
         predicted_class: int32 ``[batch]``.
-        target_class: int32 ``[batch]``, the class each map explains (``-1`` resolved).
-        saliency: float32 ``[batch, H, W]`` in ``[0, 1]``.
+        target_class: int32 ``[batch]``, the class each map explains (``-1`` resolved), or
+            ``[batch, K]`` when several classes were asked for (``classes=`` / ``top_k=``).
+        saliency: float32 ``[batch, H, W]`` in ``[0, 1]``; ``[batch, K, H, W]`` with a
+            class axis (``saliency[i, k]`` explains ``target_class[i, k]``). Every output
+            per explained class gains that axis; ``logits``, ``probabilities`` and
+            ``predicted_class`` describe the image and do not.
         model_name: the model name the server echoed.
         model_version: the version that answered (``None`` if the server did not say).
         signature_name: the signature that answered.
         extras: every output beyond the five above, by key (``attributions`` and
             ``approximation_error`` of ``explain_integrated_gradients`` included).
-        attributions: float32 ``[batch, H, W, C]``, the signed Integrated Gradients
+        attributions: float32 ``[batch, H, W, C]`` (``[batch, K, H, W, C]``), the signed Integrated Gradients
             attributions, or ``None`` when the signature does not return them (same array as
             ``extras["attributions"]``). Reduce with :func:`serving_client.render.signed_map`.
-        approximation_error: float32 ``[batch]``, IG's relative completeness error, or
+        approximation_error: float32 ``[batch]`` (``[batch, K]``), IG's relative completeness error, or
             ``None`` (same array as ``extras["approximation_error"]``).
     """
 
@@ -83,6 +87,46 @@ class Explanation:
         ``<name>``; any other signature serves no method.
         """
         return contract.method_of_signature(self.signature_name)
+
+    @property
+    def classes_per_image(self) -> int | None:
+        """K when the explanation has a class axis (``target_class`` ``[batch, K]``), else None."""
+        return int(self.target_class.shape[1]) if self.target_class.ndim == 2 else None
+
+    def for_class(self, k: int) -> Explanation:
+        """Column ``k`` of the class axis as a one-class explanation (``saliency`` ``[batch, H, W]``).
+
+        Every output per explained class (``target_class``, ``saliency``, ``attributions``,
+        ``approximation_error`` and the extras) is cut at ``[:, k]``; ``logits``,
+        ``probabilities`` and ``predicted_class`` are kept.
+
+        Raises:
+            ValueError: The explanation has no class axis, or ``k`` is not in ``0..K-1``.
+        """
+        count = self.classes_per_image
+        if count is None:
+            raise ValueError(
+                f"This explanation has one class per image (target_class {list(self.target_class.shape)}); "
+                "for_class needs one asked with classes= or top_k= ([batch, K])."
+            )
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < count:
+            raise ValueError(f"k must be a class column 0..{count - 1}; got {k!r}.")
+
+        def cut(value: np.ndarray | None) -> np.ndarray | None:
+            return None if value is None else np.asarray(value)[:, k]
+
+        extras = {
+            key: value if key in contract.PREDICT_OUTPUTS else np.asarray(value)[:, k]
+            for key, value in self.extras.items()
+        }
+        return replace(
+            self,
+            target_class=self.target_class[:, k],
+            saliency=self.saliency[:, k],
+            extras=extras,
+            attributions=cut(self.attributions),
+            approximation_error=cut(self.approximation_error),
+        )
 
 
 @dataclass(frozen=True)

@@ -100,26 +100,45 @@ def _explain(client: ServingClient, args: argparse.Namespace) -> int:
     loaded = _load_images(client, args.images, signature)
     images = loaded.shown
     parameters = _request_parameters(args)
+    several = {"classes": args.classes, "top_k": args.top_k}
+    several = {key: value for key, value in several.items() if value is not None}
     explanations = [
-        _regions(client.explain(batch, args.target_class, signature=signature, **parameters), batch)
+        _regions(client.explain(batch, args.target_class, signature=signature, **parameters, **several), batch)
         for batch in loaded.batches()
     ]
     out_dir = Path(args.out)
     used: set[Path] = set()
     index = 0
     for explanation in explanations:
-        for row in range(explanation.saliency.shape[0]):
+        count = explanation.classes_per_image
+        # One PNG per image and class: a class axis is drawn one column at a time.
+        columns = [explanation] if count is None else [explanation.for_class(k) for k in range(count)]
+        for row in range(explanation.predicted_class.shape[0]):
             path_in, image = args.images[index], images[index]
             index += 1
-            picture = _overlay(image, explanation, row, args)
-            written = render.save_png(picture, _unique(out_dir, path_in, signature, used))
-            predicted = int(explanation.predicted_class[row])
-            print(
-                f"{path_in}\tpredicted={predicted}"
-                f"\tprobability={float(explanation.probabilities[row, predicted]):.4f}"
-                f"\ttarget={int(explanation.target_class[row])}\toverlay={written}"
-            )
+            for column in columns:
+                target = int(column.target_class[row])
+                name = signature if count is None else f"{signature}_class{target}"
+                picture = _overlay(image, column, row, args)
+                written = render.save_png(picture, _unique(out_dir, path_in, name, used))
+                predicted = int(column.predicted_class[row])
+                print(
+                    f"{path_in}\tpredicted={predicted}"
+                    f"\tprobability={float(column.probabilities[row, predicted]):.4f}"
+                    f"\ttarget={target}\toverlay={written}"
+                )
     return 0
+
+
+def _class_list(text: str) -> list[int]:
+    """``--classes 3,5`` → [3, 5] (negative values rank: ``--classes=-1,-2``)."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class ids such as 3,5; got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one class id; got {text!r}")
+    return values
 
 
 def _request_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -499,6 +518,16 @@ def _parser() -> argparse.ArgumentParser:
         help="IG baselines in the model's input space: [H,W,C] for all images, [B,H,W,C] one per "
         "image, or [B,N,H,W,C] N per image (averaged)",
     )
+    several = explain.add_argument_group(
+        "several classes per image (one PNG per image and class; not with --target-class)"
+    ).add_mutually_exclusive_group()
+    several.add_argument(
+        "--classes",
+        type=_class_list,
+        metavar="C1,C2,...",
+        help="classes to explain for every image; -j is the j-th most probable (write --classes=-1,-2)",
+    )
+    several.add_argument("--top-k", type=int, metavar="K", help="explain each image's K most probable classes")
     explain.set_defaults(run=_explain)
 
     compare = commands.add_parser(

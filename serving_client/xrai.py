@@ -364,7 +364,8 @@ def xrai_explanation(explanation: Explanation, images: Any, **options: Any) -> E
             segmentation options).
 
     Returns:
-        The explanation with ``saliency`` the region maps [B, H, W] in [0, 1], and in
+        The explanation with ``saliency`` the region maps [B, H, W] in [0, 1] ([B, K, H, W]
+        for an explanation with a class axis, each class column segmented by its own IG), and in
         ``extras`` also ``pixel_saliency`` (the served IG map), ``xrai_density`` float32
         [B, H, W] (the unscaled map) and ``xrai_ranks`` int32 [B, H, W] (the ranked masks:
         ``xrai_ranks[b] == 1`` is image b's most important region).
@@ -378,6 +379,17 @@ def xrai_explanation(explanation: Explanation, images: Any, **options: Any) -> E
         raise ValueError(
             f"The explanation from signature {explanation.signature_name!r} has no attributions; XRAI's "
             f"regions are computed from those of {contract.signature_name('xrai')!r}."
+        )
+    count = explanation.classes_per_image
+    if count is not None:
+        # A class axis (classes= / top_k=): the regions of each class column, stacked on axis 1.
+        parts = [xrai_explanation(explanation.for_class(k), images, **options) for k in range(count)]
+        extras = dict(explanation.extras)
+        extras["pixel_saliency"] = explanation.saliency
+        for key in ("xrai_density", "xrai_ranks"):
+            extras[key] = np.stack([part.extras[key] for part in parts], axis=1)
+        return dataclasses.replace(
+            explanation, saliency=np.stack([part.saliency for part in parts], axis=1), extras=extras
         )
     attributions = np.asarray(explanation.attributions)
     shape = (int(attributions.shape[1]), int(attributions.shape[2]), int(attributions.shape[3]))

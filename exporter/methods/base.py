@@ -27,6 +27,7 @@ __all__ = [
     "NoParams",
     "RequestInput",
     "clean_reference",
+    "resolve_classes",
     "max_abs_diff",
     "numpy_saliency",
 ]
@@ -71,7 +72,7 @@ class Graph:
         }
 
     def target_fn(self, target_class: tf.Tensor) -> Callable[[tf.Tensor], tf.Tensor]:
-        """logits → target class [B], where −1 means the predicted class.
+        """logits → target class [B], where −1 means the predicted class, −j the j-th most probable.
 
         For use inside a gradient tape, so resolving the predicted class costs no second
         forward pass (see `exporter._attribution.vanilla_gradient`).
@@ -79,8 +80,7 @@ class Graph:
         num_classes = self.num_classes
 
         def target(logits: tf.Tensor) -> tf.Tensor:
-            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            return resolve_target(target_class, predicted, num_classes)
+            return resolve_target(target_class, logits, num_classes)
 
         return target
 
@@ -88,7 +88,7 @@ class Graph:
         """Logits of the unperturbed images and the outputs with the resolved target (one pass)."""
         logits = self.head.logits_fn(images)
         outputs = self.prediction(logits)
-        outputs[c.TARGET_CLASS] = resolve_target(target_class, outputs[c.PREDICTED_CLASS], self.num_classes)
+        outputs[c.TARGET_CLASS] = resolve_target(target_class, logits, self.num_classes)
         return logits, outputs
 
     def explanation(self, logits: tf.Tensor, target: tf.Tensor, saliency: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -103,12 +103,31 @@ class Graph:
         return saliency_map(attribution, self.reduction)
 
 
+def resolve_classes(logits: np.ndarray, target_class: np.ndarray | None) -> np.ndarray:
+    """NumPy's `resolve_target`: −j → the j-th most probable class of each row (None: −1).
+
+    Args:
+        logits: [B, num_classes].
+        target_class: [B], [1], [B, K] or [1, K] (broadcast to the batch), or None.
+
+    Returns:
+        int32 of the broadcast target's shape, every value a class id.
+    """
+    logits = np.asarray(logits)
+    target = np.asarray(-1 if target_class is None else target_class, np.int32)
+    rows = target.reshape(target.shape[0] if target.ndim else 1, -1)  # [1 or B, K]
+    rows = np.broadcast_to(rows, (logits.shape[0], rows.shape[1]))
+    ranked = np.argsort(-logits, axis=-1, kind="stable")  # ties: lower index first, like argmax
+    by_rank = np.take_along_axis(ranked, np.clip(-rows - 1, 0, logits.shape[1] - 1), axis=1)
+    resolved = np.where(rows >= 0, rows, by_rank).astype(np.int32)
+    return resolved if target.ndim == 2 else resolved[:, 0]
+
+
 def clean_reference(copy: EagerReference, images: np.ndarray, target_class: np.ndarray | None) -> dict[str, np.ndarray]:
     """Eager `logits`, `predicted_class` and the resolved `target_class` (−1 / None: predicted)."""
     logits = copy.logits(images)
     predicted = logits.argmax(axis=-1).astype(np.int32)
-    target = predicted if target_class is None else np.broadcast_to(np.asarray(target_class, np.int32), predicted.shape)
-    return {c.LOGITS: logits, c.PREDICTED_CLASS: predicted, c.TARGET_CLASS: np.where(target < 0, predicted, target)}
+    return {c.LOGITS: logits, c.PREDICTED_CLASS: predicted, c.TARGET_CLASS: resolve_classes(logits, target_class)}
 
 
 #: A per-image scalar ([batch]) or a per-image stack of baseline images ([batch, N, H, W, C]).

@@ -201,3 +201,25 @@ def test_xrai_explanation_takes_the_client_s_other_image_forms():
             np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError, match=r"images must be pixels \[B, H, W, C\].*28×28; received shape \(5, 5, 5\)"):
         xrai_explanation(_explanation(attributions), np.zeros((5, 5, 5)))
+
+
+def test_a_class_axis_is_segmented_per_class_and_matches_pairs_xrai():
+    # explain(classes=...) answers [B, K, H, W, C] attributions: each column gets its own regions.
+    images = np.stack([synthetic_scene(48, seed=s) for s in (3, 4)])
+    columns = [np.stack([_attributions(im, seed=10 * k + s) for s, im in enumerate(images)]) for k in range(2)]
+    attributions = np.stack(columns, axis=1)
+    several = dataclasses.replace(
+        _explanation(attributions), target_class=np.array([[0, 1], [1, 0]], np.int32),
+        saliency=np.zeros((2, 2, 48, 48), np.float32),
+    )
+    explained = xrai_explanation(several, images)
+    assert explained.saliency.shape == (2, 2, 48, 48) and explained.extras["xrai_ranks"].shape == (2, 2, 48, 48)
+    for k in range(2):
+        for b in range(2):
+            pair = _pair(images[b], columns[k][b])
+            diff = np.abs(explained.extras["xrai_density"][b, k] - pair.attribution_mask).max()
+            assert diff < 1e-5 * np.abs(columns[k][b]).max(), (b, k, diff)
+            flat = np.zeros(images.shape[1:3], int)
+            for rank, reference in enumerate(pair.segments):
+                flat[reference] = rank + 1
+            np.testing.assert_array_equal(explained.extras["xrai_ranks"][b, k], flat)

@@ -96,20 +96,23 @@ def assert_path_method_signature_def(saved: Tf1SavedModel, signature: str, class
     h, w, ch = INPUT_SHAPE
     f, i = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
 
-    def spec(infos):
-        return {alias: (x.dtype, [d.size for d in x.tensor_shape.dim]) for alias, x in infos.items()}
+    def spec(infos):  # None: unknown rank (target_class [batch] or [batch, K], and what follows it)
+        return {
+            alias: (x.dtype, None if x.tensor_shape.unknown_rank else [d.size for d in x.tensor_shape.dim])
+            for alias, x in infos.items()
+        }
 
     # Blur IG and Guided IG take a per-request `steps` (int32 [batch], default the export's).
-    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1]), "steps": (i, [-1])}
+    assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, None), "steps": (i, [-1])}
     assert sorted(sig.defaults) == ["steps", "target_class"]
     assert spec(sig.outputs) == {
         "logits": (f, [-1, classes]),
         "probabilities": (f, [-1, classes]),
         "predicted_class": (i, [-1]),
-        "target_class": (i, [-1]),
-        "saliency": (f, [-1, h, w]),
-        "attributions": (f, [-1, h, w, ch]),
-        "approximation_error": (f, [-1]),
+        "target_class": (i, None),
+        "saliency": (f, None),
+        "attributions": (f, None),
+        "approximation_error": (f, None),
     }
     np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
     with pytest.raises(tf.errors.InvalidArgumentError, match="target_class out of range"):

@@ -106,14 +106,16 @@ def test_gradcam_signature_def_and_the_report(blob_saved):
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
     sig = saved_model.meta_graphs[0].signature_def["explain_gradcam"]
     f, i = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
-    spec = lambda infos: {a: (x.dtype, [d.size for d in x.tensor_shape.dim]) for a, x in infos.items()}  # noqa: E731
-    assert spec(sig.inputs) == {"images": (f, [-1, SIZE, SIZE, 1]), "target_class": (i, [-1])}
+    spec = lambda infos: {  # noqa: E731  (None: unknown rank, target_class [batch] or [batch, K])
+        a: (x.dtype, None if x.tensor_shape.unknown_rank else [d.size for d in x.tensor_shape.dim]) for a, x in infos.items()
+    }
+    assert spec(sig.inputs) == {"images": (f, [-1, SIZE, SIZE, 1]), "target_class": (i, None)}
     assert spec(sig.outputs) == {
         "logits": (f, [-1, 2]),
         "probabilities": (f, [-1, 2]),
         "predicted_class": (i, [-1]),
-        "target_class": (i, [-1]),
-        "saliency": (f, [-1, SIZE, SIZE]),
+        "target_class": (i, None),
+        "saliency": (f, None),
     }
     np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
     import json

@@ -206,23 +206,26 @@ def test_signature_defs_are_unchanged_for_clients(bytes_export):
     saved_model.ParseFromString((bytes_export / "saved_model.pb").read_bytes())
     sigs = {k: v for k, v in saved_model.meta_graphs[0].signature_def.items() if not k.startswith("__")}
 
-    def spec(infos):
-        return {alias: (info.dtype, [d.size for d in info.tensor_shape.dim]) for alias, info in infos.items()}
+    def spec(infos):  # None: unknown rank (target_class [batch] or [batch, K], and what follows it)
+        return {
+            alias: (info.dtype, None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim])
+            for alias, info in infos.items()
+        }
 
     string, int32, float32 = tf.string.as_datatype_enum, tf.int32.as_datatype_enum, tf.float32.as_datatype_enum
     prediction = {"logits": (float32, [-1, 3]), "probabilities": (float32, [-1, 3]), "predicted_class": (int32, [-1])}
-    explanation = {**prediction, "target_class": (int32, [-1]), "saliency": (float32, [-1, 28, 28])}
+    explanation = {**prediction, "target_class": (int32, None), "saliency": (float32, None)}
     assert spec(sigs["serving_default"].inputs) == {"images": (string, [-1])}
     assert spec(sigs["serving_default"].outputs) == prediction
-    assert spec(sigs["explain"].inputs) == {"images": (string, [-1]), "target_class": (int32, [-1])}
+    assert spec(sigs["explain"].inputs) == {"images": (string, [-1]), "target_class": (int32, None)}
     # IG's per-request parameters; `baseline` is in the model's input space (float, [B, N, H, W, C]).
     assert spec(sigs["explain_integrated_gradients"].inputs) == {
-        "images": (string, [-1]), "target_class": (int32, [-1]), "steps": (int32, [-1]), "samples": (int32, [-1]),
+        "images": (string, [-1]), "target_class": (int32, None), "steps": (int32, [-1]), "samples": (int32, [-1]),
         "noise": (float32, [-1]), "baseline": (float32, [-1, -1, 28, 28, 1]),
     }
     assert spec(sigs["explain"].outputs) == explanation
     assert spec(sigs["explain_integrated_gradients"].outputs) == {
-        **explanation, "attributions": (float32, [-1, 28, 28, 1]), "approximation_error": (float32, [-1])
+        **explanation, "attributions": (float32, None), "approximation_error": (float32, None)
     }
 
 

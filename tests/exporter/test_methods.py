@@ -82,12 +82,15 @@ def test_new_signatures_names_dtypes_shapes_and_defaults(conv_export):
         "logits": (f, [-1, 4]),
         "probabilities": (f, [-1, 4]),
         "predicted_class": (i, [-1]),
-        "target_class": (i, [-1]),
-        "saliency": (f, [-1, h, w]),
+        "target_class": (i, None),  # unknown rank: [batch] or [batch, K], and what follows it
+        "saliency": (f, None),
     }
     for name in NEW:
         sig = sigs[name]
-        spec = lambda infos: {a: (x.dtype, [d.size for d in x.tensor_shape.dim]) for a, x in infos.items()}  # noqa: E731
+        spec = lambda infos: {  # noqa: E731
+            a: (x.dtype, None if x.tensor_shape.unknown_rank else [d.size for d in x.tensor_shape.dim])
+            for a, x in infos.items()
+        }
         # The per-request parameters: optional inputs whose defaults are the export's values.
         request = {
             "explain_smoothgrad": {"samples": (i, [-1]), "noise": (f, [-1])},
@@ -95,10 +98,10 @@ def test_new_signatures_names_dtypes_shapes_and_defaults(conv_export):
                 "steps": (i, [-1]), "samples": (i, [-1]), "noise": (f, [-1]), "baseline": (f, [-1, -1, h, w, ch])
             },
         }.get(name, {})
-        assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, [-1]), **request}
+        assert spec(sig.inputs) == {"images": (f, [-1, h, w, ch]), "target_class": (i, None), **request}
         expected = dict(explain_outputs)
         if name == "explain_integrated_gradients":
-            expected |= {"attributions": (f, [-1, h, w, ch]), "approximation_error": (f, [-1])}
+            expected |= {"attributions": (f, None), "approximation_error": (f, None)}
         assert spec(sig.outputs) == expected
         assert sorted(sig.defaults) == sorted(["target_class", *request])
         np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])

@@ -91,12 +91,15 @@ def test_signatures_declare_the_inputs_with_the_export_values_as_defaults(conv):
     i, f = tf.int32.as_datatype_enum, tf.float32.as_datatype_enum
 
     def inputs(name):
-        return {a: (x.dtype, [d.size for d in x.tensor_shape.dim]) for a, x in sigs[name].inputs.items()}
+        return {  # None: unknown rank (target_class is [batch] or [batch, K])
+            a: (x.dtype, None if x.tensor_shape.unknown_rank else [d.size for d in x.tensor_shape.dim])
+            for a, x in sigs[name].inputs.items()
+        }
 
     def defaults(name):
         return {a: tf.make_ndarray(v) for a, v in sigs[name].defaults.items()}
 
-    base = {"images": (f, [-1, *INPUT_SHAPE]), "target_class": (i, [-1])}
+    base = {"images": (f, [-1, *INPUT_SHAPE]), "target_class": (i, None)}
     assert inputs(IG) == {
         **base, "steps": (i, [-1]), "samples": (i, [-1]), "noise": (f, [-1]), "baseline": (f, [-1, -1, *INPUT_SHAPE])
     }

@@ -23,7 +23,11 @@ def _signature_defs(path) -> dict:
 
 
 def _spec(infos) -> dict:
-    return {alias: (info.dtype, [d.size for d in info.tensor_shape.dim]) for alias, info in infos.items()}
+    # None: unknown rank (target_class is [batch] or [batch, K]; the per-target outputs follow it).
+    return {
+        alias: (info.dtype, None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim])
+        for alias, info in infos.items()
+    }
 
 
 def test_signature_names_dtypes_and_shapes_match_the_contract(fused_export):
@@ -36,13 +40,13 @@ def test_signature_names_dtypes_and_shapes_match_the_contract(fused_export):
         "probabilities": (FLOAT, [-1, 4]),
         "predicted_class": (INT32, [-1]),
     }
-    assert _spec(sigs["explain"].inputs) == {"images": (FLOAT, [-1, h, w, ch]), "target_class": (INT32, [-1])}
+    assert _spec(sigs["explain"].inputs) == {"images": (FLOAT, [-1, h, w, ch]), "target_class": (INT32, None)}
     assert _spec(sigs["explain"].outputs) == {
         "logits": (FLOAT, [-1, 4]),
         "probabilities": (FLOAT, [-1, 4]),
         "predicted_class": (INT32, [-1]),
-        "target_class": (INT32, [-1]),
-        "saliency": (FLOAT, [-1, h, w]),
+        "target_class": (INT32, None),
+        "saliency": (FLOAT, None),
     }
     for sig in sigs.values():
         assert sig.method_name in ("tensorflow/serving/predict", "")
@@ -78,10 +82,11 @@ def test_target_minus_one_means_predicted_class_per_example(fused_saved):
     np.testing.assert_array_equal(out["target_class"], [predicted[0], 1, predicted[2]])
 
 
-@pytest.mark.parametrize("bad", [[4], [-2], [0, 9, 1]])
+# -2..-4 are valid since several classes per call (-j: the j-th most probable class).
+@pytest.mark.parametrize("bad", [[4], [-5], [0, 9, 1]])
 def test_out_of_range_target_class_is_an_error_naming_the_range(fused_saved, bad):
     x = samples(3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"target_class out of range: expected -1 .* or 0\.\.3"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"target_class out of range: expected a class 0\.\.3, or -1 .* down to -4"):
         fused_saved.run("explain", {"images": x, "target_class": np.array(bad, np.int32)})
 
 

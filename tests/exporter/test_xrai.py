@@ -138,14 +138,17 @@ def test_the_export_verifies_and_loads_in_tf_servings_cpp_runtime(scene_export):
     sig = saved.signature_defs[SIGNATURE]
     f, i = tf.float32.as_datatype_enum, tf.int32.as_datatype_enum
 
-    def spec(infos):
-        return {alias: (t.dtype, [d.size for d in t.tensor_shape.dim]) for alias, t in infos.items()}
+    def spec(infos):  # None: unknown rank (target_class [batch] or [batch, K], and what follows it)
+        return {
+            alias: (t.dtype, None if t.tensor_shape.unknown_rank else [d.size for d in t.tensor_shape.dim])
+            for alias, t in infos.items()
+        }
 
-    assert spec(sig.inputs) == {"images": (f, [-1, *SHAPE]), "target_class": (i, [-1]), "steps": (i, [-1])}
+    assert spec(sig.inputs) == {"images": (f, [-1, *SHAPE]), "target_class": (i, None), "steps": (i, [-1])}
     assert spec(sig.outputs) == {
         "logits": (f, [-1, 3]), "probabilities": (f, [-1, 3]), "predicted_class": (i, [-1]),
-        "target_class": (i, [-1]), "saliency": (f, [-1, 64, 64]), "attributions": (f, [-1, *SHAPE]),
-        "approximation_error": (f, [-1]),
+        "target_class": (i, None), "saliency": (f, None), "attributions": (f, None),
+        "approximation_error": (f, None),
     }
     np.testing.assert_array_equal(tf.make_ndarray(sig.defaults["target_class"]), [-1])
     with pytest.raises(tf.errors.InvalidArgumentError, match="target_class out of range"):
