@@ -5,7 +5,7 @@ Every explanation signature takes `target_class` as `[B]` (one class per image) 
 is repeated K times along axis 0, the targets are flattened, the method's `explain` runs
 once on the B·K rows, the prediction outputs are taken from every K-th row and the
 per-target outputs are reshaped to the target's own shape, `[B, K, …]`. A rank-1 request
-goes through the same ops with K = 1, so its answer is the one-class answer bit for bit.
+goes through the same ops with K = 1: the same B rows, so the one-class answer and shapes.
 """
 
 from __future__ import annotations
