@@ -8,9 +8,10 @@ method it enables with its parameters, the rendering defaults of the image input
 folds it into an :class:`~exporter.ExportConfig` (the precedence is documented there).
 
 What has no equivalent here is refused by name (:class:`VertexSpecError`, with the field's JSON
-path and what is supported): Sampled Shapley, example-based explanations, ``topK`` /
-``outputIndices`` (one class per call: call once per class with ``target_class``), tabular and
-text metadata, several input baselines, and any field this module does not know.
+path and what is supported): Sampled Shapley, example-based explanations, ``topK: -1`` (all
+classes), tabular and text metadata, several input baselines, and any field this module does not
+know. ``topK`` and ``outputIndices`` choose the classes explained, which is a per-request choice
+here (``target_class`` ``[batch, K]``): they become the client's ``--top-k`` / ``--classes``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class VertexImport:
             ``visualization`` block.
         class_names: from ``outputs.<name>.indexDisplayNameMapping``, when given.
         notes: fields read that change nothing (tensor names) and approximations made.
+        class_flags: the client flags that explain the classes ``topK`` / ``outputIndices``
+            chose (``--top-k 3``, ``--classes=1,2``): per request here, not an export setting.
     """
 
     method: str
@@ -68,6 +71,7 @@ class VertexImport:
     visualization: Visualization | None
     class_names: tuple[str, ...] | None
     notes: tuple[str, ...]
+    class_flags: tuple[str, ...] = ()
 
 
 def load_explanation_spec(path: str | Path) -> VertexImport:
@@ -135,6 +139,7 @@ def from_explanation_spec(spec: Mapping[str, Any]) -> VertexImport:
         visualization=visualization,
         class_names=class_names,
         notes=tuple(reader.notes),
+        class_flags=reader.class_flags,
     )
 
 
@@ -204,6 +209,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.notes: list[str] = []
+        self.class_flags: tuple[str, ...] = ()
 
     def refuse(self, path: str, why: str) -> VertexSpecError:
         return VertexSpecError(f"{path} is not supported: {why} ({_supported()}).")
@@ -237,17 +243,14 @@ class _Reader:
         params = self.fields(
             self.mapping(value, path),
             path,
-            ("integrated_gradients_attribution", "xrai_attribution"),
+            ("integrated_gradients_attribution", "xrai_attribution", "top_k", "output_indices"),
             refused={
                 "sampled_shapley_attribution": "Sampled Shapley is for tabular models; saliency-serving "
                 "explains images with gradient methods",
                 "examples": "example-based explanations (nearest neighbours) have no equivalent",
-                "top_k": "one class is explained per call; call once per class with target_class "
-                "(saliency-client explain --target-class N)",
-                "output_indices": "one class is explained per call; call once per class with "
-                "target_class (saliency-client explain --target-class N)",
             },
         )
+        self.classes(params)
         methods = [name for name in ("integrated_gradients_attribution", "xrai_attribution") if name in params]
         if not methods:
             raise VertexSpecError(
@@ -260,6 +263,41 @@ class _Reader:
         if methods[0] == "xrai_attribution":
             return self.xrai(body, where)
         return self.integrated_gradients(body, where)
+
+    def classes(self, params: Mapping[str, tuple[Any, str]]) -> None:
+        """``topK`` / ``outputIndices``: the classes each request explains, as client flags."""
+        if "top_k" in params and "output_indices" in params:
+            raise VertexSpecError(
+                f"{params['top_k'][1]} and {params['output_indices'][1]} are both set; Vertex takes one of them."
+            )
+        if "top_k" in params:
+            value, where = params["top_k"]
+            count = self.number(value, where, integer=True)
+            if count == -1:
+                raise self.refuse(
+                    where,
+                    "topK -1 (every class) is not a request here; list the classes with "
+                    "saliency-client explain --classes=0,1,... (or explain(classes=[...]))",
+                )
+            if count < 1:
+                raise VertexSpecError(f"{where} must be a positive integer (or -1); got {count!r}.")
+            self.class_flags, call = ("--top-k", str(count)), f"top_k={count}"
+        elif "output_indices" in params:
+            value, where = params["output_indices"]
+            if (
+                not isinstance(value, list)
+                or not value
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value)
+            ):
+                raise VertexSpecError(f"{where} must be a non-empty JSON list of class indices >= 0; got {value!r}.")
+            listed = ",".join(str(v) for v in value)
+            self.class_flags, call = (f"--classes={listed}",), f"classes=[{listed}]"
+        else:
+            return
+        self.notes.append(
+            f"{where}: the classes explained are chosen per request here (target_class [batch, K]): "
+            f"saliency-client explain {' '.join(self.class_flags)}, or ServingClient.explain(..., {call})."
+        )
 
     def integrated_gradients(self, value: Any, path: str) -> tuple[str, Any, tuple[str, ...]]:
         fields = self.fields(

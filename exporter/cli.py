@@ -167,8 +167,8 @@ def _report_vertex(imported: _vertex.VertexImport, path: Path | str, args: argpa
         return
     for note in imported.notes:
         print(f"saliency-export: vertex: {note}", file=sys.stderr)
-    if section is not None:
-        flags = " ".join(section["client_flags"])
+    if section is not None or imported.class_flags:
+        flags = " ".join([*(section["client_flags"] if section is not None else ()), *imported.class_flags])
         print(
             f"saliency-export: vertex: draw as Vertex did with: saliency-client explain "
             f"--method {imported.method} {flags}",

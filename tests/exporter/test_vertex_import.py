@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -199,8 +200,7 @@ IMAGE = ("metadata", "inputs", "image")
 REFUSED = [
     (("parameters", "sampledShapleyAttribution"), {"pathCount": 10}, "$.parameters.sampledShapleyAttribution"),
     (("parameters", "examples"), {"neighborCount": 5}, "$.parameters.examples"),
-    (("parameters", "topK"), 3, "target_class"),
-    (("parameters", "outputIndices"), [1, 2], "$.parameters.outputIndices"),
+    (("parameters", "topK"), -1, "$.parameters.topK"),
     ((*IG, "stepsPerPixel"), 3, "$.parameters.integratedGradientsAttribution.stepsPerPixel"),
     ((*IG, "smoothGradConfig"), {"featureNoiseSigma": {"noiseSigma": [{"name": "x", "sigma": 0.1}]}},
      "smoothGradConfig" if not HAS_SMOOTH_IG else "featureNoiseSigma"),
@@ -220,6 +220,32 @@ REFUSED = [
 ]  # fmt: skip
 if not HAS_XRAI:
     REFUSED.append((("parameters", "xraiAttribution"), {"stepCount": 10}, "xraiAttribution"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flags", "call"),
+    [("topK", 3, ("--top-k", "3"), "top_k=3"), ("outputIndices", [1, 4], ("--classes=1,4",), "classes=[1,4]")],
+)
+def test_top_k_and_output_indices_become_the_clients_per_request_class_flags(field, value, flags, call):
+    # Vertex's topK / outputIndices choose the classes explained; here that is the request's
+    # target_class [batch, K], so the import changes no export setting and names the flags.
+    plain = from_explanation_spec(IG_SPEC)
+    imported = from_explanation_spec(_with(IG_SPEC, ("parameters", field), value))
+    assert imported.class_flags == flags
+    assert (imported.method, imported.params, imported.explicit) == (plain.method, plain.params, plain.explicit)
+    assert any(call in note and " ".join(flags) in note for note in imported.notes)
+
+
+@pytest.mark.parametrize(("field", "value"), [("outputIndices", [1, -2]), ("outputIndices", []), ("topK", 0)])
+def test_class_choices_out_of_range_are_refused_naming_the_field_and_the_value(field, value):
+    with pytest.raises(VertexSpecError, match=rf"\$\.parameters\.{field} must be .*got {re.escape(repr(value))}"):
+        from_explanation_spec(_with(IG_SPEC, ("parameters", field), value))
+
+
+def test_top_k_and_output_indices_together_are_refused_naming_both():
+    spec = _with(_with(IG_SPEC, ("parameters", "topK"), 2), ("parameters", "outputIndices"), [1])
+    with pytest.raises(VertexSpecError, match=r"\$\.parameters\.topK and \$\.parameters\.outputIndices"):
+        from_explanation_spec(spec)
 
 
 @pytest.mark.parametrize(("path", "value", "named"), REFUSED, ids=[".".join(r[0]) for r in REFUSED])
