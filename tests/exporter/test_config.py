@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,7 @@ def test_zero_verification_samples_are_refused_from_python_too():
         ("[integrated_gradients]\nsteps = 4\n", r"\[integrated_gradients\] is no longer read: it is now \[methods\.integrated_gradients\]"),
         (
             "[methods.smoothgrad]\nsigma = 0.1\n",
-            r"Unknown key methods\.smoothgrad\.sigma in \[methods\.smoothgrad\]; expected one of: input_range, noise, samples, seed\.",
+            r"Unknown key methods\.smoothgrad\.sigma in \[methods\.smoothgrad\]; expected one of: input_range, max_samples, noise, samples, seed\.",
         ),
         (
             "[methods.lime]\nx = 1\n",
@@ -190,8 +191,9 @@ def test_the_methods_record_of_a_report_reads_back_in_both_layouts():
         "smoothgrad_samples": 3, "smoothgrad_noise": 0.15, "smoothgrad_input_range": [-1.0, 1.0],
         "smoothgrad_seed": 0, "ig_steps": 9, "ig_baseline": 0.0, "gradcam_layer": None,
     }  # fmt: skip
-    assert methods_from_record(flat) == methods
-    assert methods_from_record(None) == MethodsConfig()
+    # A flat record predates the per-request inputs, so its signatures had none.
+    assert methods_from_record(flat) == dataclasses.replace(methods, request_inputs=False)
+    assert methods_from_record(None) == MethodsConfig(request_inputs=False)  # explain only, as before
 
 
 def test_every_documented_key_of_the_example_config_is_read(tmp_path):
