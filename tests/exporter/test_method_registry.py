@@ -95,7 +95,11 @@ def test_a_method_defined_in_one_class_is_exported_served_and_verified(tmp_path,
     assert "explain_gradient_squared" in report["signatures"]
     # The exporter's own verification compared it with the method's reference.
     figures = report["verification"]["methods"]["explain_gradient_squared"]
-    assert set(figures) == {"saliency_predicted_class_max_abs_diff", "saliency_other_class_max_abs_diff"}
+    # The predicted and another class, and a [B, 2] target's two class columns.
+    assert set(figures) == {
+        "saliency_predicted_class_max_abs_diff", "saliency_other_class_max_abs_diff",
+        "saliency_class_axis_0_max_abs_diff", "saliency_class_axis_1_max_abs_diff",
+    }  # fmt: skip
     assert report["export"]["methods"]["enabled"] == ["vanilla", NAME]
 
     x = samples(4, seed=5)
