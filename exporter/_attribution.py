@@ -11,6 +11,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 __all__ = [
+    "assert_target_length",
     "chunked_gradient_sum",
     "chunked_weighted_gradients",
     "even_chunk",
@@ -52,6 +53,14 @@ def saliency_map(attribution: tf.Tensor, reduction: str) -> tf.Tensor:
     return normalize_per_example(reduce_channels(attribution, reduction))
 
 
+def assert_target_length(length: tf.Tensor, batch: tf.Tensor) -> tf.Operation:
+    """In the graph: `target_class`'s first dimension is 1 (broadcast) or the batch size B."""
+    return tf.debugging.Assert(
+        tf.logical_or(tf.equal(length, 1), tf.equal(length, batch)),
+        ["target_class must have length 1 or the batch size; received length", length, "for batch size", batch],
+    )
+
+
 def resolve_target(target_class: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:
     """Broadcasts and validates `target_class`; −j means the j-th most probable class.
 
@@ -70,13 +79,8 @@ def resolve_target(target_class: tf.Tensor, logits: tf.Tensor, num_classes: int)
         If the length is neither 1 nor B, or a value is out of range.
     """
     batch = tf.shape(logits)[0]
-    length = tf.shape(target_class)[0]
     checks = [
-        tf.debugging.Assert(
-            tf.logical_or(tf.equal(length, 1), tf.equal(length, batch)),
-            ["target_class must have length 1 or the batch size; received length", length,
-             "for batch size", batch],
-        ),
+        assert_target_length(tf.shape(target_class)[0], batch),
         tf.debugging.Assert(
             tf.reduce_all(tf.logical_and(target_class >= -num_classes, target_class < num_classes)),
             [f"target_class out of range: expected a class 0..{num_classes - 1}, or -1 (the predicted "

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from exporter._attribution import assert_target_length
 from serving_client import contract as c
 
 __all__ = ["class_targets", "explain_per_class"]
@@ -49,11 +50,7 @@ def class_targets(target_class: tf.Tensor, batch: tf.Tensor) -> tuple[tf.Tensor,
         length = shape[0]
         classes = tf.reduce_prod(shape[1:])  # 1 for rank 1
         checks = [
-            tf.debugging.Assert(
-                tf.logical_or(tf.equal(length, 1), tf.equal(length, batch)),
-                ["target_class must have length 1 or the batch size; received length", length,
-                 "for batch size", batch],
-            ),
+            assert_target_length(length, batch),
             tf.debugging.Assert(
                 classes >= 1, ["target_class [batch, K] needs K >= 1 classes; received shape", shape]
             ),
