@@ -128,15 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"done in {seconds:.1f} s; summary={summary_path}")
         return 0
     explained, failed = summary["explained"], summary["failed"]
-    # Start-up (workers importing TensorFlow, loading the model) ends at the first signature
-    # call; the steady rate is what the rest of the job ran at, start-up excluded.
+    # The job's time in three parts (batch_explain._timing): start-up (processes starting,
+    # importing TensorFlow, loading the model), the steady part (the read stage, and the first
+    # signature call to the summary written) and shut-down (the worker processes exiting).
     steady = ""
     timing = batch_timing(result)
-    if timing is not None and finished > timing.first_start:
+    if timing is not None and timing.steady_seconds > 0:
+        written = timing.outputs_written if timing.outputs_written is not None else finished
         steady = (
-            f"startup_seconds={timing.first_start - started:.1f}\t"
-            f"steady_images_per_s={explained / (finished - timing.first_start):.1f}\t"
+            f"startup_seconds={timing.first_start - timing.read_seconds - started:.1f}\t"
+            f"steady_images_per_s={explained / timing.steady_seconds:.1f}\t"
+            f"shutdown_seconds={max(finished - written, 0.0):.1f}\t"
             f"worker_cpu_ms_per_image={1000 * timing.worker_cpu_seconds / max(explained, 1):.3f}\t"
+            f"batches_per_worker={','.join(map(str, timing.batches_per_worker))}\t"
         )
     print(
         f"explained={explained}\tfailed={failed}\tseconds={seconds:.1f}\t"

@@ -217,6 +217,35 @@ def test_tfrecords_with_labels_on_two_worker_processes(tmp_path, signature):
     assert summary["labelled"] == DIGITS and summary["failed"] == 0
 
 
+@pytest.mark.parametrize("kind", ["one TFRecord file", "a glob of image files"])
+def test_one_file_or_an_image_glob_is_spread_over_both_worker_processes(inputs, tmp_path, signature, kind):
+    """A runner splits a fused stage's input among its workers; read from one TFRecord file (one
+    range) or from one glob, that input was a single element and one worker ran every signature
+    call. The records are reshuffled after the read, so both processes run calls."""
+    if kind == "one TFRecord file":
+        mnist_inputs.write_tfrecords(tmp_path / "in", DIGITS, shards=1)
+        pattern = str(tmp_path / "in" / "*.tfrecord")
+        images, _ = mnist_inputs.digits(DIGITS)
+        pngs = {f"mnist_test/{i:05d}": mnist_inputs.png_bytes(images[i]) for i in range(DIGITS)}
+    else:
+        pattern = str(inputs / "digit_*.png")
+        pngs = {str(p): p.read_bytes() for p in inputs.glob("digit_*.png")}
+    output = tmp_path / "out"
+    result = build_pipeline(
+        BatchOptions(model_base_path=str(DEMO_BASE), input=pattern, output=str(output), min_batch_size=4,
+                     max_batch_size=4, intra_op_threads=1, heatmaps=HeatmapOptions(fraction=0.0)),
+        PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
+    ).run()
+    result.wait_until_finish()
+    _check_rows(_table(output), signature, pngs, target_of=lambda r: r["predicted_class"])
+    from batch_explain._timing import batch_timing
+
+    timing = batch_timing(result)
+    assert timing is not None
+    # 36 records dealt out evenly: 18 per worker process, 5 calls of at most 4 in each
+    assert timing.batches_per_worker == (5, 5), timing.batches_per_worker
+
+
 def test_a_fixed_target_class_is_explained_for_every_image(inputs, tmp_path, signature):
     output = tmp_path / "out"
     _run(BatchOptions(model_base_path=str(_version_dir()), input=str(inputs / "digit_0000*.png"),
@@ -237,14 +266,16 @@ def test_cli_runs_the_pipeline_and_passes_beam_options_through(inputs, tmp_path,
     assert line.startswith("explained=10\tfailed=0\t") and "images_per_s=" in line
     fields = dict(part.split("=", 1) for part in line.split("\t"))
     # the steady rate leaves the start-up out, so it is at least the whole job's rate
-    assert float(fields["startup_seconds"]) >= 0
+    assert float(fields["startup_seconds"]) >= 0 and float(fields["shutdown_seconds"]) >= 0
     assert float(fields["steady_images_per_s"]) >= float(fields["images_per_s"]) > 0
     assert float(fields["worker_cpu_ms_per_image"]) > 0
+    assert fields["batches_per_worker"].isdigit()  # the DirectRunner's default: one process
 
 
 def test_batch_timing_is_on_the_workers_clocks_within_the_job(inputs, tmp_path):
-    """The first call's start and the last one's end lie inside the job as this process's
-    clock saw it; one timestamp pair per signature call (10 digits in calls of 4: 3 calls)."""
+    """The read stage, the first call's start, the last one's end and the summary written lie
+    inside the job as this process's clock saw it, in that order; one timestamp pair per
+    signature call (10 digits in calls of 4: 3 calls, all in this one process)."""
     import time
 
     from batch_explain._timing import batch_timing
@@ -259,8 +290,12 @@ def test_batch_timing_is_on_the_workers_clocks_within_the_job(inputs, tmp_path):
     after = time.time()
     timing = batch_timing(result)
     assert timing is not None
-    assert before - 0.001 <= timing.first_start <= timing.last_end <= after + 0.001
-    assert timing.batches == 3
+    assert timing.outputs_written is not None
+    assert before - 0.001 <= timing.first_start <= timing.last_end <= timing.outputs_written <= after + 0.001
+    assert 0 <= timing.read_seconds <= timing.first_start - before + 0.001
+    assert timing.steady_seconds == pytest.approx(
+        timing.read_seconds + timing.outputs_written - timing.first_start)
+    assert timing.batches == 3 and timing.batches_per_worker == (3,)
     assert timing.worker_cpu_seconds > 0
 
 
