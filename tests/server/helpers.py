@@ -8,8 +8,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -17,6 +18,9 @@ import numpy as np
 from tests.server.server_test_models import C, H, W
 
 MAX_MSG = 256 * 1024 * 1024
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 def images(batch: int = 2, seed: int = 0) -> np.ndarray:
@@ -86,6 +90,27 @@ def traffic(server, *, batch: int = 2, clients: int = 3):
         for t in threads:
             t.join(30)
         channel.close()
+
+
+def concurrently(call: Callable[[_A], _R], args: Sequence[_A], timeout: float = 60.0) -> list[_R | Exception | None]:
+    """``call(arg)`` for every arg, each in its own thread, all started before any is joined (so
+    a batching scheduler or server sees them together). Returns the results in order, with the
+    exception a call raised in its place (recorded for the test to assert on), or None for a
+    call still running after ``timeout`` seconds of its join."""
+    results: list[_R | Exception | None] = [None] * len(args)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = call(args[i])
+        except Exception as exc:  # noqa: BLE001 - recorded and checked by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(args))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results
 
 
 def install(src: Path, dest: Path) -> Path:

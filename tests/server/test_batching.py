@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.server.helpers import images, outputs, predict_request, wait_for
+from tests.server.helpers import concurrently, images, outputs, predict_request, wait_for
 from tests.server.server_test_models import expected_logits
 
 # ---- the scheduler alone, with a fake session --------------------------------------------
@@ -43,20 +43,7 @@ def _scheduler(**kw):
 
 
 def _submit_all(scheduler, session, arrays):
-    results: list = [None] * len(arrays)
-
-    def one(i):
-        try:
-            results[i] = scheduler.run("servable", ["y", "n"], {"x": arrays[i]}, session)
-        except Exception as exc:  # noqa: BLE001 - recorded and checked by the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(arrays))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+    return concurrently(lambda x: scheduler.run("servable", ["y", "n"], {"x": x}, session), arrays, timeout=30)
 
 
 def test_concurrent_requests_are_run_as_one_batch_and_split_back():
@@ -205,18 +192,10 @@ def test_batched_answers_equal_unbatched_answers_for_every_request(batching_serv
             requests.append(predict_request(signature="explain", images=x, target_class=target))
         else:
             requests.append(predict_request(images=x))
-    answers: list = [None] * len(requests)
     with grpc.insecure_channel(f"127.0.0.1:{batching_server.ports.grpc}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-        def call(i):
-            answers[i] = outputs(stub.Predict(requests[i], timeout=30))
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        answers = concurrently(lambda request: outputs(stub.Predict(request, timeout=30)), requests, timeout=60)
+    assert not [a for a in answers if not isinstance(a, dict)], answers
     batcher = batching_server.core.batcher
     assert batcher.batches_run < batcher.tasks_run, "nothing was batched"
     with batching_server.manager.handle("m") as servable:

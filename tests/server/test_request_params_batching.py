@@ -8,14 +8,13 @@ client's keyword arguments must send what the signature takes.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 
 import grpc
 import numpy as np
 import pytest
 
-from tests.server.helpers import outputs, predict_request
+from tests.server.helpers import concurrently, outputs, predict_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -62,20 +61,8 @@ def _images(batch: int, seed: int) -> np.ndarray:
 
 
 def _concurrently(stub, requests) -> list:
-    answers: list = [None] * len(requests)
-
-    def call(i: int) -> None:
-        try:
-            answers[i] = outputs(stub.Predict(requests[i], timeout=60))
-        except grpc.RpcError as error:  # recorded, the test fails on it below
-            answers[i] = error
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return answers
+    # An exception a call raised stands in its answer: the test fails on it below.
+    return concurrently(lambda request: outputs(stub.Predict(request, timeout=60)), requests, timeout=120)
 
 
 def _alone(server, request) -> dict[str, np.ndarray]:
