@@ -26,6 +26,7 @@ import numpy as np
 from exporter._cpp_loader import CppLoaderError, CppSavedModel, TensorInfo, load_saved_model
 from exporter._errors import VerificationError
 from exporter._tf1 import RecordedRun, Tf1SavedModel
+from model_server._tf_env import loaded_settings
 from serving_client import contract as c
 
 __all__ = ["CPP_LOADER_RTOL", "CppLoaderCheck", "compare_outputs", "serving_signatures"]
@@ -132,7 +133,8 @@ class CppLoaderCheck:
         self._model: CppSavedModel | None = None
 
     def _load(self, library: str | Path | None) -> CppSavedModel:
-        model = load_saved_model(self.export_dir, library)
+        # The same kernels as the TF1 session it is compared with (see `loaded_settings`).
+        model = load_saved_model(self.export_dir, library, env=loaded_settings())
         self._loaded_at = time.perf_counter()
         _prepare(model)
         return model

@@ -300,3 +300,41 @@ def test_a_traced_run_returns_the_step_stats_of_the_cpp_runtime(exports):
     nodes = [node for dev in stats.dev_stats for node in dev.node_stats]
     assert nodes and all(node.all_end_rel_micros >= 0 for node in nodes)
     assert any("Conv2D" in op for op in ops), sorted(ops)[:20]
+
+
+#: An export from a process whose TensorFlow loaded with oneDNN off (a program that imported
+#: TF before `exporter`, or TF's own CPU policy on an AMD EPYC), the variable then unset.
+ONEDNN_OFF_EXPORT = """
+import os, sys
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+import tensorflow
+del os.environ["TF_ENABLE_ONEDNN_OPTS"]
+from tensorflow.python.util import _pywrap_util_port
+from exporter import ExportConfig, SaliencyExporter
+from exporter._config import MethodsConfig
+from exporter.methods import IntegratedGradientsParams
+from tests.exporter.test_cpp_loader import _cnn, _samples
+config = ExportConfig(name="cpp", methods=MethodsConfig(
+    enabled=("integrated_gradients",), params=[IntegratedGradientsParams(steps=8)]))
+result = SaliencyExporter(_cnn(), config).write(sys.argv[1], samples=_samples())
+figures = result.report["verification"]["cpp_loader"]["signatures"]["explain_integrated_gradients"]
+print(_pywrap_util_port.IsMklEnabled(), max(figures.values()))
+"""
+
+
+def test_the_cpp_check_runs_the_kernels_of_the_exporting_process(tmp_path):
+    """The check compares two loaders of one library, so its child loads TF with the oneDNN
+    setting this process's TF has, not the served default: oneDNN's kernels against Eigen's
+    moved IG's approximation_error 3.2e-5 on this CNN, and a correct export failed."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    done = subprocess.run(
+        [sys.executable, "-c", ONEDNN_OFF_EXPORT, str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    mkl, worst = done.stdout.split()[-2:]
+    assert mkl == "False"
+    assert float(worst) == 0.0  # same kernels, same graph (as test_every_export_report_has_cpp_loader_figures)
