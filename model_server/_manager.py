@@ -72,6 +72,8 @@ class ServableManager:
         warmup: called with (servable, PredictRequest) for each warmup record; raising fails
             the load.
         unload_grace_seconds: how long an unloading version waits for in-flight requests.
+        xla_cpu_compilation_enabled: ``--xla_cpu_compilation_enabled``: load versions whose
+            graph must be XLA-compiled (refused otherwise, see ``model_server._xla``).
     """
 
     def __init__(
@@ -80,11 +82,13 @@ class ServableManager:
         warmup: WarmupRunner,
         *,
         unload_grace_seconds: float = 30.0,
+        xla_cpu_compilation_enabled: bool = False,
     ) -> None:
         self._models = {m.name: m for m in models}
         self._versions: dict[str, dict[int, _Version]] = {m.name: {} for m in models}
         self._warmup = warmup
         self._grace = unload_grace_seconds
+        self._xla = xla_cpu_compilation_enabled
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -255,7 +259,7 @@ class ServableManager:
         log.info("Loading servable version {name: %s version: %d} from %s", config.name, version, path)
         servable: LoadedServable | None = None
         try:
-            servable = load_saved_model(config.name, version, path)
+            servable = load_saved_model(config.name, version, path, xla_cpu_compilation_enabled=self._xla)
             replayed = self._run_warmup(servable)
         except Exception as exc:
             if servable is not None:

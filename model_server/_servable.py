@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ._xla import XlaRequiredError, xla_compiled_functions
+
 
 class LoadedServable:
     """A SavedModel version loaded through the TF1 session loader (TF Serving's path).
@@ -146,10 +148,20 @@ class _SessionRunner:
         return True
 
 
-def load_saved_model(name: str, version: int, path: Path) -> LoadedServable:
+def load_saved_model(
+    name: str, version: int, path: Path, *, xla_cpu_compilation_enabled: bool = False
+) -> LoadedServable:
     """Load ``path`` with ``tf.compat.v1.saved_model.loader.load`` in a fresh Graph/Session.
 
+    Args:
+        name: The model's name.
+        version: The version number.
+        path: The version directory.
+        xla_cpu_compilation_enabled: ``--xla_cpu_compilation_enabled``; without it a graph
+            that must be XLA-compiled is refused, as TF Serving fails it (``model_server._xla``).
+
     Raises:
+        XlaRequiredError: the graph needs XLA and ``xla_cpu_compilation_enabled`` is false.
         Exception: whatever the loader raises (missing/corrupt saved_model.pb, variables, ...).
     """
     import tensorflow as tf
@@ -159,6 +171,8 @@ def load_saved_model(name: str, version: int, path: Path) -> LoadedServable:
     try:
         with graph.as_default(), _quiet_deprecations():
             meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        if not xla_cpu_compilation_enabled and (functions := xla_compiled_functions(meta_graph.graph_def)):
+            raise XlaRequiredError(str(path), functions)
     except BaseException:
         session.close()
         raise

@@ -46,6 +46,8 @@ class ServerOptions:
             request alone.
         ssl: TLS for gRPC (``--ssl_config_file``); None serves plaintext. REST stays plain
             HTTP, as in TF Serving.
+        xla_cpu_compilation_enabled: load versions whose graph must be XLA-compiled; off by
+            default, as in TF Serving, which then fails them (``model_server._xla``).
     """
 
     models: tuple[ModelConfig, ...]
@@ -59,6 +61,7 @@ class ServerOptions:
     shutdown_grace_seconds: float = 10.0
     batching: BatchingOptions | None = None
     ssl: SslOptions | None = None
+    xla_cpu_compilation_enabled: bool = False
 
     @classmethod
     def single_model(cls, name: str, base_path: str | Path, **kwargs: Any) -> ServerOptions:
@@ -96,6 +99,7 @@ class ModelServer:
             list(options.models),
             warmup=_replay_warmup,
             unload_grace_seconds=max(options.shutdown_grace_seconds, 1.0),
+            xla_cpu_compilation_enabled=options.xla_cpu_compilation_enabled,
         )
         self._batcher: BatchScheduler | None = None
         self.core = ServingCore(self.manager)

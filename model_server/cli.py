@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssl_config_file",
                    help="text-format SSLConfig (server_key, server_cert PEM contents; custom_ca, "
                         "client_verify for mutual TLS): serve gRPC over TLS")
+    p.add_argument("--xla_cpu_compilation_enabled", type=_bool, nargs="?", const=True, default=False,
+                   help="load models whose graph must be XLA-compiled (jit_compile); default false, "
+                        "as TF Serving, which fails them")
     return p
 
 
@@ -123,6 +126,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         shutdown_grace_seconds=args.shutdown_grace_seconds,
         batching=batching,
         ssl=ssl,
+        xla_cpu_compilation_enabled=args.xla_cpu_compilation_enabled,
     )
     if args.model_config_file:
         return ServerOptions(models=tuple(parse_model_config_file(args.model_config_file)), **common)
