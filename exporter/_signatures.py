@@ -12,6 +12,7 @@ import tensorflow as tf
 from exporter import methods as _methods
 from exporter._classes import class_targets, explain_per_class
 from exporter._config import InputConfig, LimitsConfig, MethodsConfig
+from exporter._grouped_conv import xla_free_grouped_convolutions
 from exporter._inputs import ImageLimits, image_limits, to_model_input
 from exporter._inputs import images_spec as format_spec
 from exporter._limits import SignatureLimits, check_batch
@@ -121,7 +122,9 @@ def build_signatures(
 
     @tf.function(input_signature=[images_spec], autograph=False)
     def serving_default(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return prediction(head.logits_fn(_finite(images, c.SERVING_DEFAULT)))
+        # A body runs only while tracing: no XLA-compiled grouped convolution in the graph.
+        with xla_free_grouped_convolutions():
+            return prediction(head.logits_fn(_finite(images, c.SERVING_DEFAULT)))
 
     functions: dict[str, Any] = {c.SERVING_DEFAULT: serving_default}
 
@@ -151,14 +154,15 @@ def build_signatures(
             ]
 
         def explain(images: tf.Tensor, target_class: tf.Tensor, *values: tf.Tensor) -> dict[str, tf.Tensor]:
-            if target_class.shape.rank == 1:
-                # Traced with a rank-1 target (the limits' cost traces): static shapes, no class axis.
-                model_images = _finite(images, name)
-                return rows(model_images, target_class, checked(values, tf.shape(model_images)[0]))
-            target, classes = class_targets(target_class, tf.shape(images)[0])
-            model_images = _finite(images, name, classes)
-            batch = tf.shape(model_images)[0]
-            return explain_per_class(rows, model_images, target, classes, checked(values, batch))
+            with xla_free_grouped_convolutions():
+                if target_class.shape.rank == 1:
+                    # Traced with a rank-1 target (the limits' cost traces): static shapes, no class axis.
+                    model_images = _finite(images, name)
+                    return rows(model_images, target_class, checked(values, tf.shape(model_images)[0]))
+                target, classes = class_targets(target_class, tf.shape(images)[0])
+                model_images = _finite(images, name, classes)
+                batch = tf.shape(model_images)[0]
+                return explain_per_class(rows, model_images, target, classes, checked(values, batch))
 
         # Named parameters with the export's defaults, so Python callers (the evaluation,
         # tests) may leave the per-request inputs out, as TF Serving requests may.

@@ -1,6 +1,7 @@
 """Verification of a written export before it is published.
 
-Checks, through the TF1 session loader:
+Checks that nothing in the graph must be XLA-compiled (stock TF Serving would fail it), then,
+through the TF1 session loader:
 1. the signatures carry the contract's names, dtypes and the `target_class` default;
 2. `logits`/`probabilities` match the Keras model on sample inputs;
 3. `saliency` matches an independent eager `GradientTape` reference, for the predicted
@@ -27,7 +28,7 @@ from exporter._tf1 import Tf1SavedModel
 from serving_client import contract as c
 from serving_client.contract import FLOAT32, INPUT_FORMAT_DTYPES, DataType
 
-__all__ = ["check_contract", "verify_export"]
+__all__ = ["check_contract", "check_xla_free", "verify_export"]
 
 logger = logging.getLogger("exporter")
 
@@ -99,6 +100,35 @@ def check_contract(
         for alias in (c.TARGET_CLASS, *(spec.alias for spec in methods.request_inputs_of(method.name))):
             if alias not in signature_defs[method.signature].defaults:
                 raise VerificationError(f"Signature {method.signature!r} does not record a default for {alias}.")
+
+
+def check_xla_free(export_dir: Path) -> None:
+    """Raises VerificationError if anything the SavedModel's graph runs must be XLA-compiled.
+
+    Stock TF Serving runs with `--xla_cpu_compilation_enabled=false` by default and fails such
+    a graph on its first run (and its warmup, so its load; see `model_server._xla`).
+    Keras's grouped convolutions are rewritten while the signatures trace
+    (`exporter._grouped_conv`), so what is left is the model's own `jit_compile` code.
+
+    Args:
+        export_dir: The SavedModel directory (one MetaGraph, as the exporter writes).
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from model_server._xla import XLA_FLAG, describe, xla_compiled_functions
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(export_dir) / "saved_model.pb").read_bytes())
+    functions = [f for meta in saved_model.meta_graphs for f in xla_compiled_functions(meta.graph_def)]
+    if functions:
+        raise VerificationError(
+            f"The export at {export_dir} needs XLA: {describe(functions)} must be XLA-compiled "
+            f"(jit_compile=True). Stock TF Serving runs with {XLA_FLAG}=false by default and "
+            "fails it with INTERNAL 'XLA compilation disabled'. The exporter rewrites a Keras "
+            "model's grouped convolutions without XLA; remove jit_compile from the model's own "
+            "functions (or its channels-first 3-D convolutions, which Keras compiles with XLA) "
+            "and export again; a SavedModel source keeps its graph, so export its Keras model."
+        )
 
 
 #: Rounding allowance for reduced-precision compute: float16/bfloat16 kernels (and the
@@ -271,6 +301,7 @@ def verify_export(
     Raises:
         VerificationError: If any check fails; the message gives the figure and the tolerance.
     """
+    check_xla_free(export_dir)  # first: nothing else matters if TF Serving cannot run it
     if samples is None:
         rng = np.random.default_rng(config.seed)
         low, high = config.sample_range

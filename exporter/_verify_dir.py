@@ -293,9 +293,14 @@ def _check_tf1(
 ) -> tuple[Check, Any]:
     from exporter._inputs import encode_samples
     from exporter._tf1 import Tf1SavedModel
+    from exporter._verify import check_xla_free
 
     feed_images, _ = encode_samples(reference_samples(report), input_config(report))
     count = len(feed_images)
+    try:
+        check_xla_free(export_dir)  # stock TF Serving would not run it
+    except VerificationError as error:
+        raise _Failed(str(error)) from None
     try:
         saved = Tf1SavedModel(export_dir)
     except Exception as error:  # TF raises many types; any of them means TF Serving would refuse it too.
