@@ -293,7 +293,7 @@ def run_competitors(workdir: Path, repetitions: int = 3) -> dict[str, Any]:
     import keras
 
     from exporter import Tf1SavedModel
-    from exporter._config import MethodsConfig
+    from exporter._config import methods_from_record
     from tests.benchmarks import bench_competitors
 
     application, size = MODELS[METHODS_MODEL]
@@ -301,7 +301,7 @@ def run_competitors(workdir: Path, repetitions: int = 3) -> dict[str, Any]:
     model = getattr(keras.applications, application)(weights=None, input_shape=(size, size, 3))
     images = np.random.default_rng(BATCH).random((BATCH, size, size, 3), dtype=np.float32)
     with Tf1SavedModel(workdir / "real" / METHODS_MODEL / "1") as loaded:
-        return bench_competitors.run(model, loaded, MethodsConfig(**METHODS), images=images, repetitions=repetitions)
+        return bench_competitors.run(model, loaded, methods_from_record(METHODS), images=images, repetitions=repetitions)
 
 
 def run_all(workdir: Path, demo_export: Path, results: dict[str, Any], say: Callable[[str], None]) -> None:
