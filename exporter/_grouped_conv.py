@@ -30,20 +30,18 @@ need XLA for a reason other than groups) is left to Keras, and the export's XLA 
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
 from keras.src.backend.config import standardize_data_format
 from keras.src.backend.tensorflow import nn as _backend_nn
 
+from exporter._backend_swap import backend_function_replaced
+
 __all__ = ["grouped_conv", "xla_free_grouped_convolutions"]
 
 #: Keras's own `conv`, captured at import: what runs outside the context, and per group inside.
 _KERAS_CONV = _backend_nn.conv
-_lock = threading.Lock()
-_depth = 0
 
 
 def grouped_conv(
@@ -81,22 +79,6 @@ def grouped_conv(
     )
 
 
-@contextlib.contextmanager
-def xla_free_grouped_convolutions() -> Iterator[None]:
-    """While active, Keras layers' convolutions go through `grouped_conv` (no XLA).
-
-    Re-entrant: a signature traced while another traces leaves it active until the outer
-    one ends.
-    """
-    global _depth
-    with _lock:
-        if _depth == 0:
-            _backend_nn.conv = grouped_conv
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                _backend_nn.conv = _KERAS_CONV
+def xla_free_grouped_convolutions() -> contextlib.AbstractContextManager[None]:
+    """While active, Keras layers' convolutions go through `grouped_conv` (no XLA); re-entrant."""
+    return backend_function_replaced("conv", grouped_conv)

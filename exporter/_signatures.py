@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from exporter._inputs import ImageLimits, image_limits, to_model_input
 from exporter._inputs import images_spec as format_spec
 from exporter._limits import SignatureLimits, check_batch
 from exporter._logits import LogitsHead
+from exporter._silu import silu_with_shared_sigmoid
 from exporter.methods.base import Graph, Method
 from serving_client import contract as c
 
@@ -39,6 +41,14 @@ class Signatures(dict):
         report = self.limits.report()
         report["input"] = self.image_limits.report() if self.image_limits is not None else None
         return report
+
+
+@contextlib.contextmanager
+def _serving_ops() -> Iterator[None]:
+    """Keras's ops as the signatures trace them: grouped convolutions without XLA
+    (`_grouped_conv`) and SiLU's gradient reusing its sigmoid (`_silu`)."""
+    with xla_free_grouped_convolutions(), silu_with_shared_sigmoid():
+        yield
 
 
 def _finite_float(images: tf.Tensor) -> tf.Tensor:
@@ -123,7 +133,7 @@ def build_signatures(
     @tf.function(input_signature=[images_spec], autograph=False)
     def serving_default(images: tf.Tensor) -> dict[str, tf.Tensor]:
         # A body runs only while tracing: no XLA-compiled grouped convolution in the graph.
-        with xla_free_grouped_convolutions():
+        with _serving_ops():
             return prediction(head.logits_fn(_finite(images, c.SERVING_DEFAULT)))
 
     functions: dict[str, Any] = {c.SERVING_DEFAULT: serving_default}
@@ -154,7 +164,7 @@ def build_signatures(
             ]
 
         def explain(images: tf.Tensor, target_class: tf.Tensor, *values: tf.Tensor) -> dict[str, tf.Tensor]:
-            with xla_free_grouped_convolutions():
+            with _serving_ops():
                 if target_class.shape.rank == 1:
                     # Traced with a rank-1 target (the limits' cost traces): static shapes, no class axis.
                     model_images = _finite(images, name)
