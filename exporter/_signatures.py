@@ -132,7 +132,7 @@ def build_signatures(
 
     @tf.function(input_signature=[images_spec], autograph=False)
     def serving_default(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A body runs only while tracing: no XLA-compiled grouped convolution in the graph.
+        # A body runs only while tracing: the graph gets `_serving_ops`' forms of the ops.
         with _serving_ops():
             return prediction(head.logits_fn(_finite(images, c.SERVING_DEFAULT)))
 
