@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from exporter import methods as _methods
+from exporter._activations import closed_form_activation_gradients
 from exporter._classes import class_targets, explain_per_class
 from exporter._config import InputConfig, LimitsConfig, MethodsConfig
 from exporter._grouped_conv import xla_free_grouped_convolutions
@@ -46,8 +47,9 @@ class Signatures(dict):
 @contextlib.contextmanager
 def _serving_ops() -> Iterator[None]:
     """Keras's ops as the signatures trace them: grouped convolutions without XLA
-    (`_grouped_conv`) and SiLU's gradient reusing its sigmoid (`_silu`)."""
-    with xla_free_grouped_convolutions(), silu_with_shared_sigmoid():
+    (`_grouped_conv`), SiLU's gradient reusing its sigmoid (`_silu`), and hard-SiLU's and
+    GELU's closed-form gradients (`_activations`)."""
+    with xla_free_grouped_convolutions(), silu_with_shared_sigmoid(), closed_form_activation_gradients():
         yield
 
 
