@@ -124,3 +124,26 @@ def linear_head_model() -> keras.Model:
     keras.utils.set_random_seed(7)
     inputs = keras.Input(INPUT_SHAPE)
     return keras.Model(inputs, keras.layers.Dense(4, name="head")(keras.layers.Flatten()(inputs)))
+
+
+def assert_explain_equals_eager_keras(model: keras.Model, path: Path, x: np.ndarray) -> None:
+    """The export's `explain` (TF1 session and C++ loader) equals an eager tape on `model`."""
+    import tensorflow as tf
+
+    from exporter._cpp_loader import load_saved_model as cpp_load
+    from exporter._reference import numpy_saliency
+
+    images = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = model(images)  # eager: Keras's own backend functions
+        predicted = tf.argmax(logits, axis=-1)
+        selected = tf.gather(logits, predicted, axis=1, batch_dims=1)
+    expected = numpy_saliency(tape.gradient(selected, images).numpy(), "max_abs")
+    with Tf1SavedModel(path) as saved:
+        explain = saved.run("explain", {"images": x})
+    np.testing.assert_array_equal(explain["target_class"], predicted.numpy())
+    np.testing.assert_allclose(explain["logits"], logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(explain["saliency"], expected, atol=1e-5)
+    with cpp_load(path) as cpp:
+        np.testing.assert_allclose(cpp.run("explain", {"images": x})["saliency"], expected, atol=1e-5)

@@ -13,10 +13,9 @@ import pytest
 import tensorflow as tf
 from keras.src.backend.tensorflow import nn as backend_nn
 
-from exporter import ExportConfig, SaliencyExporter, Tf1SavedModel
-from exporter._cpp_loader import load_saved_model as cpp_load
-from exporter._reference import numpy_saliency
+from exporter import ExportConfig, SaliencyExporter
 from exporter._silu import silu, silu_with_shared_sigmoid
+from tests.exporter.helpers import assert_explain_equals_eager_keras
 
 X = np.random.default_rng(0).normal(scale=4.0, size=(4, 257)).astype(np.float32)
 
@@ -88,17 +87,4 @@ def test_a_swish_model_exports_and_its_explain_equals_eager_keras(tmp_path):
     model = _swish_cnn()
     path = SaliencyExporter(model, ExportConfig(name="swish")).write(tmp_path).path
     x = np.random.default_rng(5).random((3, 8, 8, 3), dtype=np.float32)
-    images = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        logits = model(images)  # eager: Keras's own silu
-        predicted = tf.argmax(logits, axis=-1)
-        selected = tf.gather(logits, predicted, axis=1, batch_dims=1)
-    expected = numpy_saliency(tape.gradient(selected, images).numpy(), "max_abs")
-    with Tf1SavedModel(path) as saved:
-        explain = saved.run("explain", {"images": x})
-    np.testing.assert_array_equal(explain["target_class"], predicted.numpy())
-    np.testing.assert_allclose(explain["logits"], logits.numpy(), atol=1e-5)
-    np.testing.assert_allclose(explain["saliency"], expected, atol=1e-5)
-    with cpp_load(path) as cpp:
-        np.testing.assert_allclose(cpp.run("explain", {"images": x})["saliency"], expected, atol=1e-5)
+    assert_explain_equals_eager_keras(model, path, x)
