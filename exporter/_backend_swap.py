@@ -1,7 +1,7 @@
 """One Keras TensorFlow-backend function replaced while a context is active (signature tracing).
 
 The exporter swaps a few of `keras.src.backend.tensorflow.nn`'s functions for equivalents that
-serve better (`_grouped_conv`, `_silu`) only while its signatures trace; Keras's layers look
+serve better (`_grouped_conv`, `_activations`) only while its signatures trace; Keras's layers look
 the function up on that module at each call. Re-entrant per name, and thread-safe: nested or
 concurrent traces keep the replacement until the outermost one ends.
 """

@@ -19,7 +19,6 @@ from exporter._inputs import ImageLimits, image_limits, to_model_input
 from exporter._inputs import images_spec as format_spec
 from exporter._limits import SignatureLimits, check_batch
 from exporter._logits import LogitsHead
-from exporter._silu import silu_with_shared_sigmoid
 from exporter.methods.base import Graph, Method
 from serving_client import contract as c
 
@@ -47,9 +46,8 @@ class Signatures(dict):
 @contextlib.contextmanager
 def _serving_ops() -> Iterator[None]:
     """Keras's ops as the signatures trace them: grouped convolutions without XLA
-    (`_grouped_conv`), SiLU's gradient reusing its sigmoid (`_silu`), and hard-SiLU's and
-    GELU's closed-form gradients (`_activations`)."""
-    with xla_free_grouped_convolutions(), silu_with_shared_sigmoid(), closed_form_activation_gradients():
+    (`_grouped_conv`), and SiLU's, hard-SiLU's and GELU's cheaper gradients (`_activations`)."""
+    with xla_free_grouped_convolutions(), closed_form_activation_gradients():
         yield
 
 

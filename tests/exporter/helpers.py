@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from exporter import ExportConfig, SaliencyExporter, Tf1SavedModel
 
@@ -128,8 +129,6 @@ def linear_head_model() -> keras.Model:
 
 def assert_explain_equals_eager_keras(model: keras.Model, path: Path, x: np.ndarray) -> None:
     """The export's `explain` (TF1 session and C++ loader) equals an eager tape on `model`."""
-    import tensorflow as tf
-
     from exporter._cpp_loader import load_saved_model as cpp_load
     from exporter._reference import numpy_saliency
 
