@@ -40,8 +40,9 @@ test-fast: $(STAMP)  ## the unit tests: no TensorFlow model, no server (markers 
 docs-check: $(STAMP)  ## run every command and snippet of README.md and docs/ (also part of make test)
 	$(PY) -m pytest -q tests/docs
 
-sweep: $(STAMP)  ## every keras.applications family exports and verifies (random weights, smallest input)
-	SALIENCY_SWEEP=all $(PY) -m pytest -q tests/exporter/test_applications.py
+SWEEP ?= all
+sweep: $(STAMP)  ## every keras.applications family exports and verifies (SWEEP=others: those make test skips)
+	SALIENCY_SWEEP=$(SWEEP) $(PY) -m pytest -q tests/exporter/test_applications.py
 
 bench: $(STAMP)  ## benchmarks: medians and ratios measured side by side
 	@# The competitors (tf-keras-vis, Xplique) and only the modules they import, never runtime deps.

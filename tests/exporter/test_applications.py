@@ -9,7 +9,8 @@ the default four.
 Each family costs about a minute on 2 cores (TF1 and C++ loaders included), so all 14 would
 double `make test`. By default the sweep runs the two families the issue found refused
 (ConvNeXt: the finite-difference check; MobileNetV3: the softmax Activation after a Flatten);
-`SALIENCY_SWEEP=all` runs every family, and `make bench` (section export_real) exports every
+`SALIENCY_SWEEP=all` runs every family, `SALIENCY_SWEEP=others` every family but those two
+(what `.ci/run` adds after `make test`), and `make bench` (section export_real) exports every
 family and records the figures.
 """
 
@@ -24,7 +25,19 @@ from tests.benchmarks.bench_export_real import FAMILIES, export_family
 pytestmark = pytest.mark.integration
 
 DEFAULT_SWEEP = ("ConvNeXt", "MobileNetV3")
-SWEEP = sorted(FAMILIES) if os.environ.get("SALIENCY_SWEEP") == "all" else list(DEFAULT_SWEEP)
+
+
+def _sweep(setting: str | None) -> list[str]:
+    if setting == "all":
+        return sorted(FAMILIES)
+    if setting == "others":
+        return sorted(set(FAMILIES) - set(DEFAULT_SWEEP))
+    if setting in (None, "", "default"):
+        return list(DEFAULT_SWEEP)
+    raise ValueError(f"SALIENCY_SWEEP must be 'all', 'others' or unset, got {setting!r}")
+
+
+SWEEP = _sweep(os.environ.get("SALIENCY_SWEEP"))
 
 
 @pytest.mark.parametrize("family", SWEEP)
