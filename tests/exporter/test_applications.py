@@ -34,7 +34,7 @@ def _sweep(setting: str | None) -> list[str]:
         return sorted(set(FAMILIES) - set(DEFAULT_SWEEP))
     if setting in (None, "", "default"):
         return list(DEFAULT_SWEEP)
-    raise ValueError(f"SALIENCY_SWEEP must be 'all', 'others' or unset, got {setting!r}")
+    raise ValueError(f"SALIENCY_SWEEP must be 'all', 'others', 'default' or unset, got {setting!r}")
 
 
 SWEEP = _sweep(os.environ.get("SALIENCY_SWEEP"))
